@@ -1,0 +1,26 @@
+/**
+ * Vitest global setup for every test that needs real parts: starts the test
+ * bed once, hands its addresses to the test files, and stops every process at
+ * the end. (Component logs of a failing test are printed by print-logs-on-failure.ts.)
+ */
+import type { TestProject } from 'vitest/node';
+import { startTestbed, testbedInfo, type TestbedInfo } from '../../testbed/harness/testbed.ts';
+
+declare module 'vitest' {
+  export interface ProvidedContext {
+    testbed: TestbedInfo;
+  }
+}
+
+export default async function setup(project: TestProject): Promise<() => Promise<void>> {
+  const started = performance.now();
+  const testbed = await startTestbed();
+  const { controlPlane, redis, postgres } = testbed.startupSeconds;
+  console.log(
+    `[testbed] up in ${((performance.now() - started) / 1000).toFixed(1)}s ` +
+      `(control plane ${controlPlane.toFixed(1)}s, redis-server ${redis.toFixed(1)}s, ` +
+      `PostgreSQL ${postgres.toFixed(1)}s) in ${testbed.dir}`,
+  );
+  project.provide('testbed', testbedInfo(testbed));
+  return () => testbed.stop();
+}

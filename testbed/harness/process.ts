@@ -1,0 +1,187 @@
+/**
+ * Supervised child processes for the test bed.
+ *
+ * Every process runs under `setpriv --pdeathsig KILL`, so the kernel kills it
+ * when the Node process that started it dies, however it dies (a crashed or
+ * SIGKILLed test worker included). Output goes straight to a log file, whose
+ * tail is what a failing start or test prints.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { closeSync, openSync, readdirSync, readFileSync } from 'node:fs';
+import { userInfo } from 'node:os';
+import { join } from 'node:path';
+
+export interface StartOptions {
+  /** Short name used in logs and error messages, e.g. `kube-apiserver`. */
+  name: string;
+  command: string;
+  args: string[];
+  /** Directory the log file `<name>.log` is written to. */
+  logDir: string;
+  env?: NodeJS.ProcessEnv;
+  cwd?: string;
+  /** Run as this system user (needs root), e.g. PostgreSQL refuses to run as root. */
+  user?: string;
+  /** Signal that asks the program to shut down cleanly. */
+  stopSignal?: NodeJS.Signals;
+}
+
+export interface ExitStatus {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+}
+
+const running = new Set<ManagedProcess>();
+
+// Last line of defence on a normal exit of the Node process; pdeathsig covers the rest.
+process.once('exit', () => {
+  for (const child of running) child.kill('SIGKILL');
+});
+
+export class ManagedProcess {
+  readonly name: string;
+  readonly logFile: string;
+  readonly exited: Promise<ExitStatus>;
+  private readonly child: ChildProcess;
+  private readonly stopSignal: NodeJS.Signals;
+  private exitStatus: ExitStatus | undefined;
+
+  private constructor(options: StartOptions) {
+    this.name = options.name;
+    this.stopSignal = options.stopSignal ?? 'SIGTERM';
+    this.logFile = join(options.logDir, `${options.name}.log`);
+    const logFd = openSync(this.logFile, 'a');
+    const setprivArgs = ['--pdeathsig', 'KILL', ...asUser(options.user), '--', options.command, ...options.args];
+    this.child = spawn('setpriv', setprivArgs, {
+      cwd: options.cwd,
+      env: options.env ?? process.env,
+      stdio: ['ignore', logFd, logFd],
+    });
+    closeSync(logFd);
+    this.exited = new Promise((resolve) => {
+      this.child.once('exit', (code, signal) => {
+        this.exitStatus = { code, signal };
+        running.delete(this);
+        resolve(this.exitStatus);
+      });
+      this.child.once('error', (error) => {
+        this.exitStatus = { code: null, signal: null };
+        running.delete(this);
+        resolve(this.exitStatus);
+        console.error(`[testbed] ${this.name} could not be started: ${error.message}`);
+      });
+    });
+    running.add(this);
+  }
+
+  static start(options: StartOptions): ManagedProcess {
+    return new ManagedProcess(options);
+  }
+
+  get pid(): number | undefined {
+    return this.child.pid;
+  }
+
+  /** Set once the process has exited. */
+  get exitedWith(): ExitStatus | undefined {
+    return this.exitStatus;
+  }
+
+  kill(signal: NodeJS.Signals): void {
+    if (this.exitStatus === undefined) this.child.kill(signal);
+  }
+
+  /** Asks for a clean shutdown, then kills after `graceMs`. Resolves once the process is gone. */
+  async stop(graceMs = 10_000): Promise<void> {
+    if (this.exitStatus !== undefined) return;
+    this.kill(this.stopSignal);
+    const timer = setTimeout(() => {
+      this.kill('SIGKILL');
+    }, graceMs);
+    await this.exited;
+    clearTimeout(timer);
+  }
+
+  /** The last `lines` lines of the process's log. */
+  tail(lines = 40): string {
+    let text: string;
+    try {
+      text = readFileSync(this.logFile, 'utf8');
+    } catch {
+      return '(no log written)';
+    }
+    return text.trimEnd().split('\n').slice(-lines).join('\n');
+  }
+}
+
+function asUser(user: string | undefined): string[] {
+  if (user === undefined || userInfo().uid !== 0) return [];
+  return ['--reuid', user, '--regid', user, '--init-groups'];
+}
+
+/** Every process a test bed started, with its log tail; printed when something failed. */
+export function describeLogs(processes: Iterable<ManagedProcess>, lines = 40): string {
+  const parts: string[] = [];
+  for (const child of processes) {
+    const state = child.exitedWith
+      ? `exited (code ${child.exitedWith.code}, signal ${child.exitedWith.signal})`
+      : `running (pid ${child.pid})`;
+    parts.push(`----- ${child.name}: ${state}; last ${lines} lines of ${child.logFile}\n${child.tail(lines)}`);
+  }
+  return parts.join('\n');
+}
+
+export class StartupError extends Error {
+  constructor(message: string, logs: string) {
+    super(`${message}\n${logs}`);
+    this.name = 'StartupError';
+  }
+}
+
+export interface WaitOptions {
+  /** What is awaited, for the error message: "kube-apiserver to become ready". */
+  what: string;
+  timeoutMs: number;
+  intervalMs?: number;
+  /** Processes whose early exit aborts the wait, and whose logs the error shows. */
+  watch?: ManagedProcess[];
+}
+
+/** Polls `check` until it returns true; fails fast when a watched process exits. */
+export async function waitUntil(check: () => Promise<boolean>, options: WaitOptions): Promise<void> {
+  const deadline = Date.now() + options.timeoutMs;
+  const watched = options.watch ?? [];
+  let lastError: unknown;
+  for (;;) {
+    const dead = watched.find((child) => child.exitedWith !== undefined);
+    if (dead) {
+      throw new StartupError(`${dead.name} exited while waiting for ${options.what}`, describeLogs(watched));
+    }
+    try {
+      if (await check()) return;
+    } catch (error) {
+      lastError = error;
+    }
+    if (Date.now() > deadline) {
+      const cause = lastError instanceof Error ? ` (last error: ${lastError.message})` : '';
+      throw new StartupError(
+        `timed out after ${options.timeoutMs} ms waiting for ${options.what}${cause}`,
+        describeLogs(watched),
+      );
+    }
+    await new Promise((resolve) => setTimeout(resolve, options.intervalMs ?? 100));
+  }
+}
+
+/** The last lines of every `*.log` file below `dir`: all the test bed's components, daprd included. */
+export function logTailsUnder(dir: string, lines = 40): string {
+  const files = readdirSync(dir, { recursive: true, encoding: 'utf8' })
+    .filter((file) => file.endsWith('.log'))
+    .sort();
+  return files
+    .map((file) => {
+      const text = readFileSync(join(dir, file), 'utf8').trimEnd().split('\n').slice(-lines).join('\n');
+      return `----- ${file}: last ${lines} lines\n${text}`;
+    })
+    .join('\n');
+}
