@@ -122,6 +122,9 @@ build_daprd() {
 }
 
 mkdir -p "$cache/bin"
+# One build at a time per cache: a second caller waits, then finds everything cached.
+exec 9>"$cache/.build.lock"
+flock 9
 build etcd "$ETCD_VERSION" build_etcd etcd
 build kwok "$KWOK_VERSION" build_kwok kwok
 build kubernetes "$KUBERNETES_VERSION" build_kubernetes kube-apiserver kube-controller-manager kube-scheduler kubectl
