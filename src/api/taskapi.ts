@@ -1,0 +1,281 @@
+/**
+ * The TaskApi resource (taskapi.dev/v1alpha1): the one source of the TS types,
+ * the CRD's openAPIV3Schema (descriptions, defaults, CEL rules) and defaulting.
+ */
+import { z } from 'zod';
+
+export const GROUP = 'taskapi.dev';
+export const VERSION = 'v1alpha1';
+export const API_VERSION = `${GROUP}/${VERSION}`;
+export const KIND = 'TaskApi';
+export const PLURAL = 'taskapis';
+
+/** The state stores a TaskApi can run on; the names are also Dapr component type suffixes. */
+export const STATE_BACKENDS = ['redis', 'postgresql'] as const;
+export type StateBackend = (typeof STATE_BACKENDS)[number];
+
+/** A CEL rule as the apiserver evaluates it (`x-kubernetes-validations`). */
+interface CelRule {
+  rule: string;
+  message: string;
+  fieldPath?: string;
+  reason?: 'FieldValueRequired' | 'FieldValueInvalid' | 'FieldValueForbidden' | 'FieldValueDuplicate';
+}
+const celRules = (...rules: CelRule[]) => ({ 'x-kubernetes-validations': rules });
+
+const DNS_SUBDOMAIN = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
+const DNS_LABEL = /^[a-z]([-a-z0-9]*[a-z0-9])?$/;
+// The pattern Kubernetes itself uses for resource.Quantity.
+const QUANTITY =
+  /^(\+|-)?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))(([KMGTPE]i)|[numkMGTPE]|([eE](\+|-)?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))))?$/;
+const HOST_PORT = /^[A-Za-z0-9]([-A-Za-z0-9.]*[A-Za-z0-9])?(:[0-9]{1,5})?$|^\[[0-9A-Fa-f:.]+\](:[0-9]{1,5})?$/;
+
+export const secretKeyRefSchema = z
+  .object({
+    name: z.string().min(1).max(253).regex(DNS_SUBDOMAIN).describe('Name of a Secret in the TaskApi namespace.'),
+    key: z
+      .string()
+      .min(1)
+      .max(253)
+      .regex(/^[-._a-zA-Z0-9]+$/)
+      .describe('Key within the Secret.'),
+  })
+  .strict()
+  .describe('A key of a Secret in the same namespace. Only the reference is stored here, never the value.');
+export type SecretKeyRef = z.infer<typeof secretKeyRefSchema>;
+
+const quantitySchema = z
+  .union([z.string().regex(QUANTITY), z.number().int().nonnegative()])
+  .meta({ 'x-kubernetes-int-or-string': true });
+
+const resourceListSchema = z
+  .object({
+    cpu: quantitySchema.optional().describe('CPU, as a Kubernetes quantity (for example 100m or 1).'),
+    memory: quantitySchema.optional().describe('Memory, as a Kubernetes quantity (for example 128Mi).'),
+  })
+  .strict();
+
+export const resourcesSchema = z
+  .object({
+    requests: resourceListSchema.optional().describe('Resources reserved for the container.'),
+    limits: resourceListSchema.optional().describe('Most resources the container may use.'),
+  })
+  .strict()
+  .describe('CPU and memory requests and limits.');
+export type Resources = z.infer<typeof resourcesSchema>;
+
+export const redisSettingsSchema = z
+  .object({
+    host: z
+      .string()
+      .min(1)
+      .max(300)
+      .regex(HOST_PORT)
+      .describe('Redis address as host:port, for example redis.backends.svc.cluster.local:6379.'),
+    passwordSecretRef: secretKeyRefSchema
+      .optional()
+      .describe('Secret key holding the Redis password; omit when Redis has none.'),
+    enableTLS: z.boolean().default(false).describe('Connect to Redis over TLS.'),
+  })
+  .strict();
+export type RedisSettings = z.infer<typeof redisSettingsSchema>;
+
+export const postgresqlSettingsSchema = z
+  .object({
+    connectionStringSecretRef: secretKeyRefSchema.describe(
+      'Secret key holding the libpq connection string (host=... user=... password=... dbname=...). ' +
+        'It carries the password, so it is only ever referenced, never written in the spec.',
+    ),
+    tableName: z
+      .string()
+      .min(1)
+      .max(63)
+      .regex(/^[a-z_][a-z0-9_]*$/)
+      .optional()
+      .describe('Table the state store keeps tasks in; Dapr creates it. Defaults to Dapr\'s "state".'),
+  })
+  .strict();
+export type PostgresqlSettings = z.infer<typeof postgresqlSettingsSchema>;
+
+export const specSchema = z
+  .object({
+    image: z
+      .string()
+      .min(1)
+      .max(512)
+      .describe('Container image of the task service (the notification service uses it too).'),
+    replicas: z.number().int().min(0).max(100).default(1).describe('Number of task service pods.'),
+    appPort: z
+      .number()
+      .int()
+      .min(1024)
+      .max(65535)
+      .default(3000)
+      .describe('Port the task service listens on inside the pod.'),
+    stateBackend: z
+      .enum(STATE_BACKENDS)
+      .default('redis')
+      .describe(
+        'State store the task service uses: redis or postgresql. Changing it moves the running service to the ' +
+          'other store without losing tasks; status.stateBackend shows what the running pods use.',
+      ),
+    redis: redisSettingsSchema.optional().describe('Redis connection, for the redis state store and for pub/sub.'),
+    postgresql: postgresqlSettingsSchema.optional().describe('PostgreSQL connection, for the postgresql state store.'),
+    pubsub: z
+      .object({
+        topic: z
+          .string()
+          .min(1)
+          .max(249)
+          .regex(/^[a-zA-Z0-9._-]+$/)
+          .default('tasks')
+          .describe('Topic task events (task.created, task.completed, task.deleted) are published to.'),
+        redis: redisSettingsSchema.optional().describe('Redis for pub/sub, when it is not spec.redis.'),
+      })
+      .strict()
+      .default({ topic: 'tasks' })
+      .describe('Pub/sub for task events; always Redis (streams).'),
+    notifications: z
+      .object({
+        appId: z
+          .string()
+          .min(1)
+          .max(63)
+          .regex(DNS_LABEL)
+          .describe('Dapr app-id of the service told about completed tasks.'),
+        deploy: z
+          .boolean()
+          .default(false)
+          .describe('Also run the notification service (same image) under that app-id.'),
+      })
+      .strict()
+      .optional()
+      .describe('Where completed tasks are announced, through Dapr service invocation.'),
+    apiTokenSecretRef: secretKeyRefSchema
+      .optional()
+      .describe('Secret key holding a bearer token the write routes require; omit for an open API.'),
+    dapr: z
+      .object({
+        logLevel: z.enum(['debug', 'info', 'warn', 'error']).default('info').describe("The Dapr sidecar's log level."),
+        enableApiLogging: z.boolean().default(false).describe('Log every Dapr API call the service makes.'),
+        sidecarResources: resourcesSchema.optional().describe('CPU and memory for the Dapr sidecar.'),
+      })
+      .strict()
+      .default({ logLevel: 'info', enableApiLogging: false })
+      .describe('Dapr sidecar settings.'),
+    resources: resourcesSchema.optional().describe('CPU and memory for the task service container.'),
+  })
+  .strict()
+  .meta(
+    celRules(
+      {
+        rule: "self.stateBackend != 'redis' || has(self.redis)",
+        message: 'spec.redis is required when spec.stateBackend is redis',
+        fieldPath: '.redis',
+        reason: 'FieldValueRequired',
+      },
+      {
+        rule: "self.stateBackend != 'postgresql' || has(self.postgresql)",
+        message: 'spec.postgresql is required when spec.stateBackend is postgresql',
+        fieldPath: '.postgresql',
+        reason: 'FieldValueRequired',
+      },
+      {
+        rule: 'has(self.redis) || has(self.pubsub.redis)',
+        message: 'pub/sub needs Redis: set spec.redis or spec.pubsub.redis',
+        fieldPath: '.pubsub',
+        reason: 'FieldValueRequired',
+      },
+    ),
+  )
+  .describe('Desired state of the task service.');
+export type TaskApiSpec = z.infer<typeof specSchema>;
+/** A spec as written by a user, before defaults. */
+export type TaskApiSpecInput = z.input<typeof specSchema>;
+
+export const CONDITION_TYPES = ['Ready', 'Progressing', 'Degraded'] as const;
+export type ConditionType = (typeof CONDITION_TYPES)[number];
+
+export const conditionSchema = z.object({
+  type: z.string().describe('Ready, Progressing or Degraded.'),
+  status: z.enum(['True', 'False', 'Unknown']),
+  reason: z.string().describe('One CamelCase word a program can match on.'),
+  message: z.string().describe('What a person needs to know.'),
+  observedGeneration: z.number().int().optional().describe('The spec generation this condition describes.'),
+  lastTransitionTime: z.string().describe('When status last changed (RFC 3339).'),
+});
+export type Condition = z.infer<typeof conditionSchema>;
+
+export const SWAP_PHASES = ['Preflight', 'RollingOut', 'Completed', 'Blocked'] as const;
+export type SwapPhase = (typeof SWAP_PHASES)[number];
+
+export const statusSchema = z
+  .object({
+    observedGeneration: z.number().int().optional().describe('The spec generation the operator last acted on.'),
+    stateBackend: z
+      .enum(STATE_BACKENDS)
+      .optional()
+      .describe('State store the running pods use. Changes only once a rollout to a new backend has finished.'),
+    replicas: z.number().int().optional().describe('Task service pods, from the Deployment.'),
+    readyReplicas: z.number().int().optional().describe('Ready task service pods, from the Deployment.'),
+    replicaSummary: z.string().optional().describe('ready/desired pods, for kubectl get.'),
+    swap: z
+      .object({
+        from: z.enum(STATE_BACKENDS),
+        to: z.enum(STATE_BACKENDS),
+        phase: z.enum(SWAP_PHASES),
+        message: z.string().optional(),
+      })
+      .optional()
+      .describe('Progress of a state store change, while one is under way or blocked.'),
+    conditions: z
+      .array(conditionSchema)
+      .optional()
+      .meta({ 'x-kubernetes-list-type': 'map', 'x-kubernetes-list-map-keys': ['type'] })
+      .describe('Ready, Progressing and Degraded.'),
+  })
+  .describe('Observed state, written by the operator.');
+export type TaskApiStatus = z.infer<typeof statusSchema>;
+
+export interface ObjectMeta {
+  name: string;
+  namespace: string;
+  uid: string;
+  generation?: number;
+  resourceVersion?: string;
+  labels?: Record<string, string>;
+  annotations?: Record<string, string>;
+  deletionTimestamp?: string;
+  creationTimestamp?: string;
+}
+
+/** A TaskApi as read from the API server: spec defaulted by the apiserver, validated by zod. */
+export interface TaskApi {
+  apiVersion: typeof API_VERSION;
+  kind: typeof KIND;
+  metadata: ObjectMeta;
+  spec: TaskApiSpec;
+  status?: TaskApiStatus;
+}
+
+/** Root-level rules: the only place CEL can see metadata.name. */
+export const rootRules = celRules(
+  {
+    rule: "self.metadata.name.matches('^[a-z]([-a-z0-9]*[a-z0-9])?$') && size(self.metadata.name) <= 40",
+    message:
+      'metadata.name must be a lowercase DNS label of at most 40 characters (it names the Service and the Dapr app-id)',
+    fieldPath: '.metadata.name',
+    reason: 'FieldValueInvalid',
+  },
+  {
+    rule: '!has(self.spec.notifications) || self.spec.notifications.appId != self.metadata.name',
+    message: "spec.notifications.appId must differ from metadata.name, the task service's own app-id",
+    fieldPath: '.spec.notifications.appId',
+    reason: 'FieldValueInvalid',
+  },
+);
+
+/** Parses a spec, applying defaults; throws a ZodError naming the field when it is invalid. */
+export function parseSpec(input: unknown): TaskApiSpec {
+  return specSchema.parse(input);
+}
