@@ -37,13 +37,22 @@ export class WorkQueue {
   private readonly timers = new Map<string, { at: number; timer: NodeJS.Timeout }>();
   private readonly waiters: ((key: string | undefined) => void)[] = [];
   private shuttingDown = false;
+  private readonly backoff: BackoffOptions;
+  private readonly observer: QueueObserver;
+  private readonly random: () => number;
+  private readonly now: () => number;
 
   constructor(
-    private readonly backoff: BackoffOptions = DEFAULT_BACKOFF,
-    private readonly observer: QueueObserver = {},
-    private readonly random: () => number = Math.random,
-    private readonly now: () => number = performance.now.bind(performance),
-  ) {}
+    backoff: BackoffOptions = DEFAULT_BACKOFF,
+    observer: QueueObserver = {},
+    random: () => number = Math.random,
+    now: () => number = () => performance.now(),
+  ) {
+    this.backoff = backoff;
+    this.observer = observer;
+    this.random = random;
+    this.now = now;
+  }
 
   /** Queues `key` unless it is queued already; a key being processed is queued again when done. */
   add(key: string): void {
