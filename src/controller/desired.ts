@@ -1,0 +1,69 @@
+/**
+ * The whole desired state of one TaskApi: every child manifest, pure.
+ * Which backend the pods run on, and which state Components exist, are decided
+ * by the reconciler (they depend on the swap's progress) and passed in.
+ */
+import type { StateBackend, TaskApi } from '../api/taskapi.ts';
+import { RENDERED_HASH_ANNOTATION } from './names.ts';
+import { buildPubsubComponent, buildSecretStoreComponent, buildStateComponent } from './resources/components.ts';
+import { buildNotificationDeployment, buildTaskDeployment, type BuildSettings } from './resources/deployment.ts';
+import { contentHash } from './resources/hash.ts';
+import { buildSecretReaderRole, buildSecretReaderRoleBinding, buildServiceAccount } from './resources/rbac.ts';
+import { buildNotificationService, buildTaskService } from './resources/service.ts';
+import { buildSubscription } from './resources/subscription.ts';
+
+export interface Placement {
+  /** Backend whose state Component the pods are told to use. */
+  podBackend: StateBackend;
+  /** Backends whose state Components exist (both during a swap). */
+  stateBackends: readonly StateBackend[];
+}
+
+/** A rendered child: plain JSON, as sent to the API server. */
+export interface Manifest {
+  apiVersion: string;
+  kind: string;
+  metadata: {
+    name: string;
+    namespace: string;
+    labels?: Record<string, string>;
+    annotations?: Record<string, string>;
+    ownerReferences?: { kind: string; name: string; uid: string; controller?: boolean }[];
+  };
+}
+
+/** Every child, each annotated with the hash of its own rendering. */
+export function desiredChildren(taskApi: TaskApi, placement: Placement, settings: BuildSettings): Manifest[] {
+  const stateComponents = placement.stateBackends.map((backend) => buildStateComponent(taskApi, backend));
+  const podStateComponent = buildStateComponent(taskApi, placement.podBackend);
+  const pubsub = buildPubsubComponent(taskApi);
+  const secretStore = buildSecretStoreComponent(taskApi);
+  // Pods roll when any Component they run with changes (Dapr would otherwise
+  // hot-reload it under them at an uncontrolled moment).
+  const componentsHash = contentHash([podStateComponent, pubsub, secretStore]);
+  const children = [
+    buildServiceAccount(taskApi),
+    buildSecretReaderRole(taskApi),
+    buildSecretReaderRoleBinding(taskApi),
+    secretStore,
+    ...stateComponents,
+    pubsub,
+    buildSubscription(taskApi),
+    buildTaskDeployment(taskApi, placement.podBackend, componentsHash, settings),
+    buildTaskService(taskApi),
+    buildNotificationDeployment(taskApi, settings),
+    buildNotificationService(taskApi),
+  ];
+  return children.filter((child) => child !== undefined).map((child) => withRenderedHash(child as Manifest));
+}
+
+function withRenderedHash(child: Manifest): Manifest {
+  const { metadata } = child;
+  return {
+    ...child,
+    metadata: { ...metadata, annotations: { ...metadata.annotations, [RENDERED_HASH_ANNOTATION]: contentHash(child) } },
+  };
+}
+
+/** `namespace/name`, the work queue's key for a TaskApi. */
+export const keyOf = (namespace: string, name: string): string => `${namespace}/${name}`;

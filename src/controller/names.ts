@@ -1,0 +1,87 @@
+/**
+ * Deterministic names and labels of everything a TaskApi owns; one place, so
+ * builders, pruning and tests agree.
+ */
+import type { StateBackend, TaskApi } from '../api/taskapi.ts';
+import { API_VERSION, KIND } from '../api/taskapi.ts';
+
+export const FIELD_MANAGER = 'taskapi-operator';
+export const MANAGED_BY_LABEL = 'app.kubernetes.io/managed-by';
+export const MANAGED_BY = FIELD_MANAGER;
+export const INSTANCE_LABEL = 'app.kubernetes.io/instance';
+export const COMPONENT_LABEL = 'app.kubernetes.io/component';
+/** Hash of what the operator last rendered for a child; a mismatch means the child must be applied. */
+export const RENDERED_HASH_ANNOTATION = 'taskapi.dev/rendered-hash';
+/** Hash of the Components a pod runs with; part of the pod template, so a change rolls the pods. */
+export const COMPONENTS_HASH_ANNOTATION = 'taskapi.dev/components-hash';
+
+export type ChildRole =
+  | 'task-service'
+  | 'notification-service'
+  | 'state-store'
+  | 'pubsub'
+  | 'secret-store'
+  | 'subscription'
+  | 'service-account';
+
+export const names = {
+  /** The task service's Deployment, Service, ServiceAccount and Dapr app-id. */
+  app: (taskApi: TaskApi): string => taskApi.metadata.name,
+  stateComponent: (taskApi: TaskApi, backend: StateBackend): string => `${taskApi.metadata.name}-state-${backend}`,
+  pubsubComponent: (taskApi: TaskApi): string => `${taskApi.metadata.name}-pubsub`,
+  secretStoreComponent: (taskApi: TaskApi): string => `${taskApi.metadata.name}-secrets`,
+  subscription: (taskApi: TaskApi): string => `${taskApi.metadata.name}-task-events`,
+  secretReaderRole: (taskApi: TaskApi): string => `${taskApi.metadata.name}-secret-reader`,
+};
+
+/** Labels on every child: selectable as managed by us, and by instance and role. */
+export function labelsFor(taskApi: TaskApi, role: ChildRole): Record<string, string> {
+  return {
+    'app.kubernetes.io/name': 'taskapi',
+    [INSTANCE_LABEL]: taskApi.metadata.name,
+    [COMPONENT_LABEL]: role,
+    [MANAGED_BY_LABEL]: MANAGED_BY,
+  };
+}
+
+/** The immutable subset used as a Deployment selector and by its Service. */
+export function selectorLabels(taskApi: TaskApi, role: ChildRole): Record<string, string> {
+  return {
+    'app.kubernetes.io/name': 'taskapi',
+    [INSTANCE_LABEL]: taskApi.metadata.name,
+    [COMPONENT_LABEL]: role,
+  };
+}
+
+export interface OwnedMetadata {
+  name: string;
+  namespace: string;
+  labels: Record<string, string>;
+  ownerReferences: {
+    apiVersion: string;
+    kind: string;
+    name: string;
+    uid: string;
+    controller: boolean;
+    blockOwnerDeletion: boolean;
+  }[];
+}
+
+/** Metadata of a child: its name, the TaskApi's namespace, labels and the controller owner reference (for GC). */
+export function ownedMetadata(taskApi: TaskApi, name: string, role: ChildRole): OwnedMetadata {
+  return {
+    name,
+    namespace: taskApi.metadata.namespace,
+    labels: labelsFor(taskApi, role),
+    ownerReferences: [
+      {
+        apiVersion: API_VERSION,
+        kind: KIND,
+        name: taskApi.metadata.name,
+        uid: taskApi.metadata.uid,
+        controller: true,
+        blockOwnerDeletion: true,
+      },
+    ],
+  };
+}

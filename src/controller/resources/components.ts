@@ -1,0 +1,78 @@
+/**
+ * Dapr Components (dapr.io/v1alpha1): the state store, pub/sub and secret store.
+ * Each is scoped to the TaskApi's app-id, so several TaskApis share a namespace
+ * safely, and credentials are only `secretKeyRef`s resolved through the
+ * TaskApi's own secret store.
+ */
+import type { RedisSettings, SecretKeyRef, StateBackend, TaskApi } from '../../api/taskapi.ts';
+import { names, ownedMetadata, type ChildRole, type OwnedMetadata } from '../names.ts';
+
+export interface ComponentMetadataItem {
+  name: string;
+  value?: string;
+  secretKeyRef?: SecretKeyRef;
+}
+
+export interface DaprComponent {
+  apiVersion: 'dapr.io/v1alpha1';
+  kind: 'Component';
+  metadata: OwnedMetadata;
+  spec: { type: string; version: string; metadata: ComponentMetadataItem[] };
+  scopes: string[];
+  auth?: { secretStore: string };
+}
+
+function component(
+  taskApi: TaskApi,
+  name: string,
+  role: ChildRole,
+  type: string,
+  metadata: ComponentMetadataItem[],
+): DaprComponent {
+  const usesSecrets = metadata.some((item) => item.secretKeyRef !== undefined);
+  return {
+    apiVersion: 'dapr.io/v1alpha1',
+    kind: 'Component',
+    metadata: ownedMetadata(taskApi, name, role),
+    spec: { type, version: 'v1', metadata },
+    scopes: [names.app(taskApi)],
+    ...(usesSecrets ? { auth: { secretStore: names.secretStoreComponent(taskApi) } } : {}),
+  };
+}
+
+function redisMetadata(redis: RedisSettings): ComponentMetadataItem[] {
+  return [
+    { name: 'redisHost', value: redis.host },
+    ...(redis.passwordSecretRef ? [{ name: 'redisPassword', secretKeyRef: redis.passwordSecretRef }] : []),
+    { name: 'enableTLS', value: String(redis.enableTLS) },
+  ];
+}
+
+/**
+ * The state store for `backend`, named after it: a swap adds the new backend's
+ * Component beside the old one instead of editing the one running pods use.
+ * Returns undefined when the spec has no settings for that backend.
+ */
+export function buildStateComponent(taskApi: TaskApi, backend: StateBackend): DaprComponent | undefined {
+  const name = names.stateComponent(taskApi, backend);
+  const { redis, postgresql } = taskApi.spec;
+  if (backend === 'redis') {
+    return redis && component(taskApi, name, 'state-store', 'state.redis', redisMetadata(redis));
+  }
+  if (!postgresql) return undefined;
+  return component(taskApi, name, 'state-store', 'state.postgresql', [
+    { name: 'connectionString', secretKeyRef: postgresql.connectionStringSecretRef },
+    ...(postgresql.tableName ? [{ name: 'tableName', value: postgresql.tableName }] : []),
+  ]);
+}
+
+/** Redis pub/sub for task events; spec.pubsub.redis, else spec.redis (the CRD requires one of them). */
+export function buildPubsubComponent(taskApi: TaskApi): DaprComponent | undefined {
+  const redis = taskApi.spec.pubsub.redis ?? taskApi.spec.redis;
+  return redis && component(taskApi, names.pubsubComponent(taskApi), 'pubsub', 'pubsub.redis', redisMetadata(redis));
+}
+
+/** The Kubernetes secret store the other Components and the service read Secrets through. */
+export function buildSecretStoreComponent(taskApi: TaskApi): DaprComponent {
+  return component(taskApi, names.secretStoreComponent(taskApi), 'secret-store', 'secretstores.kubernetes', []);
+}

@@ -1,0 +1,188 @@
+/**
+ * The Deployments of the task service and, when asked for, the notification
+ * service: one image, two entry points, each with an injected Dapr sidecar.
+ */
+import type { V1Container, V1Deployment, V1ResourceRequirements } from '@kubernetes/client-node';
+import type { Resources, StateBackend, TaskApi } from '../../api/taskapi.ts';
+import {
+  COMPONENTS_HASH_ANNOTATION,
+  names,
+  ownedMetadata,
+  selectorLabels,
+  labelsFor,
+  type ChildRole,
+} from '../names.ts';
+
+/** What the builders need beyond the TaskApi; fixed per operator build, so builders stay pure. */
+export interface BuildSettings {
+  /** Container args starting the task service in the image. */
+  taskServiceArgs: string[];
+  /** Container args starting the notification service in the same image. */
+  notificationServiceArgs: string[];
+}
+
+export const DEFAULT_BUILD_SETTINGS: BuildSettings = {
+  taskServiceArgs: ['dist/src/service/server.js'],
+  notificationServiceArgs: ['dist/src/service/notification-server.js'],
+};
+
+/** Environment variables through which the service learns its Dapr component names, never hosts or passwords. */
+export const SERVICE_ENV = {
+  appPort: 'APP_PORT',
+  stateStore: 'STATE_STORE_NAME',
+  pubsub: 'PUBSUB_NAME',
+  topic: 'PUBSUB_TOPIC',
+  secretStore: 'SECRET_STORE_NAME',
+  notificationAppId: 'NOTIFICATION_APP_ID',
+  apiTokenSecret: 'API_TOKEN_SECRET_NAME',
+  apiTokenKey: 'API_TOKEN_SECRET_KEY',
+} as const;
+
+const HTTP_PORT_NAME = 'http';
+
+function resourceRequirements(resources: Resources | undefined): V1ResourceRequirements | undefined {
+  if (!resources) return undefined;
+  const list = (values: { cpu?: string | number; memory?: string | number } | undefined) =>
+    values && Object.fromEntries(Object.entries(values).map(([name, value]) => [name, String(value)]));
+  return { requests: list(resources.requests), limits: list(resources.limits) };
+}
+
+/** Dapr's sidecar injector annotations (dapr.io/*). */
+function daprAnnotations(taskApi: TaskApi, appId: string): Record<string, string> {
+  const { dapr, appPort } = taskApi.spec;
+  const sidecar = dapr.sidecarResources;
+  const resourceAnnotations: Record<string, string | number | undefined> = {
+    'dapr.io/sidecar-cpu-request': sidecar?.requests?.cpu,
+    'dapr.io/sidecar-memory-request': sidecar?.requests?.memory,
+    'dapr.io/sidecar-cpu-limit': sidecar?.limits?.cpu,
+    'dapr.io/sidecar-memory-limit': sidecar?.limits?.memory,
+  };
+  return {
+    'dapr.io/enabled': 'true',
+    'dapr.io/app-id': appId,
+    'dapr.io/app-port': String(appPort),
+    'dapr.io/app-protocol': 'http',
+    'dapr.io/log-level': dapr.logLevel,
+    'dapr.io/enable-api-logging': String(dapr.enableApiLogging),
+    ...Object.fromEntries(
+      Object.entries(resourceAnnotations)
+        .filter(([, value]) => value !== undefined)
+        .map(([name, value]) => [name, String(value)]),
+    ),
+  };
+}
+
+/** Restricted Pod Security: non-root, no privilege escalation, no capabilities, RuntimeDefault seccomp. */
+const RESTRICTED_CONTAINER_SECURITY = {
+  allowPrivilegeEscalation: false,
+  readOnlyRootFilesystem: true,
+  runAsNonRoot: true,
+  capabilities: { drop: ['ALL'] },
+  seccompProfile: { type: 'RuntimeDefault' },
+};
+
+function serviceContainer(taskApi: TaskApi, name: string, args: string[], env: Record<string, string>): V1Container {
+  const { image, appPort, resources } = taskApi.spec;
+  const probe = (path: string) => ({
+    httpGet: { path, port: HTTP_PORT_NAME },
+    periodSeconds: 10,
+    timeoutSeconds: 2,
+    failureThreshold: 3,
+  });
+  const requirements = resourceRequirements(resources);
+  return {
+    name,
+    image,
+    args,
+    ports: [{ name: HTTP_PORT_NAME, containerPort: appPort, protocol: 'TCP' }],
+    env: [
+      { name: SERVICE_ENV.appPort, value: String(appPort) },
+      ...Object.entries(env).map(([envName, value]) => ({ name: envName, value })),
+    ],
+    readinessProbe: probe('/readyz'),
+    livenessProbe: probe('/healthz'),
+    ...(requirements ? { resources: requirements } : {}),
+    securityContext: RESTRICTED_CONTAINER_SECURITY,
+  };
+}
+
+function deployment(
+  taskApi: TaskApi,
+  name: string,
+  role: ChildRole,
+  replicas: number,
+  container: V1Container,
+  podAnnotations: Record<string, string>,
+  serviceAccountName?: string,
+): V1Deployment {
+  return {
+    apiVersion: 'apps/v1',
+    kind: 'Deployment',
+    metadata: ownedMetadata(taskApi, name, role),
+    spec: {
+      replicas,
+      selector: { matchLabels: selectorLabels(taskApi, role) },
+      // Surge first: reads keep being served by old pods until new ones are ready.
+      strategy: { type: 'RollingUpdate', rollingUpdate: { maxSurge: '25%', maxUnavailable: 0 } },
+      template: {
+        metadata: { labels: labelsFor(taskApi, role), annotations: podAnnotations },
+        spec: {
+          ...(serviceAccountName ? { serviceAccountName } : {}),
+          securityContext: { runAsNonRoot: true, seccompProfile: { type: 'RuntimeDefault' } },
+          containers: [container],
+        },
+      },
+    },
+  };
+}
+
+/**
+ * The task service, running on `backend`'s state Component. `componentsHash`
+ * (of the Components it runs with) goes in the pod template, so a change rolls the pods.
+ */
+export function buildTaskDeployment(
+  taskApi: TaskApi,
+  backend: StateBackend,
+  componentsHash: string,
+  settings: BuildSettings,
+): V1Deployment {
+  const { spec } = taskApi;
+  const env: Record<string, string> = {
+    [SERVICE_ENV.stateStore]: names.stateComponent(taskApi, backend),
+    [SERVICE_ENV.pubsub]: names.pubsubComponent(taskApi),
+    [SERVICE_ENV.topic]: spec.pubsub.topic,
+    [SERVICE_ENV.secretStore]: names.secretStoreComponent(taskApi),
+    ...(spec.notifications ? { [SERVICE_ENV.notificationAppId]: spec.notifications.appId } : {}),
+    ...(spec.apiTokenSecretRef
+      ? {
+          [SERVICE_ENV.apiTokenSecret]: spec.apiTokenSecretRef.name,
+          [SERVICE_ENV.apiTokenKey]: spec.apiTokenSecretRef.key,
+        }
+      : {}),
+  };
+  const appId = names.app(taskApi);
+  return deployment(
+    taskApi,
+    appId,
+    'task-service',
+    spec.replicas,
+    serviceContainer(taskApi, 'task-service', settings.taskServiceArgs, env),
+    { ...daprAnnotations(taskApi, appId), [COMPONENTS_HASH_ANNOTATION]: componentsHash },
+    // Its own account: the secret store reads the TaskApi's Secrets with it (see rbac.ts).
+    names.app(taskApi),
+  );
+}
+
+/** The notification service, under spec.notifications.appId; undefined unless the TaskApi asks for it. */
+export function buildNotificationDeployment(taskApi: TaskApi, settings: BuildSettings): V1Deployment | undefined {
+  const notifications = taskApi.spec.notifications;
+  if (!notifications?.deploy) return undefined;
+  return deployment(
+    taskApi,
+    notifications.appId,
+    'notification-service',
+    1,
+    serviceContainer(taskApi, 'notification-service', settings.notificationServiceArgs, {}),
+    daprAnnotations(taskApi, notifications.appId),
+  );
+}

@@ -1,0 +1,28 @@
+import type { TaskApi } from '../../api/taskapi.ts';
+import { names, ownedMetadata, type OwnedMetadata } from '../names.ts';
+
+/** The route the task service serves task events on. */
+export const TASK_EVENTS_ROUTE = '/events/task';
+
+export interface DaprSubscription {
+  apiVersion: 'dapr.io/v2alpha1';
+  kind: 'Subscription';
+  metadata: OwnedMetadata;
+  spec: { pubsubname: string; topic: string; routes: { default: string } };
+  scopes: string[];
+}
+
+/** A declarative Subscription delivering the TaskApi's topic to its own service only. */
+export function buildSubscription(taskApi: TaskApi): DaprSubscription {
+  return {
+    apiVersion: 'dapr.io/v2alpha1',
+    kind: 'Subscription',
+    metadata: ownedMetadata(taskApi, names.subscription(taskApi), 'subscription'),
+    spec: {
+      pubsubname: names.pubsubComponent(taskApi),
+      topic: taskApi.spec.pubsub.topic,
+      routes: { default: TASK_EVENTS_ROUTE },
+    },
+    scopes: [names.app(taskApi)],
+  };
+}

@@ -1,0 +1,123 @@
+import type { V1Deployment } from '@kubernetes/client-node';
+import { describe, expect, it } from 'vitest';
+import { desiredChildren, type Manifest } from '../../src/controller/desired.ts';
+import { COMPONENTS_HASH_ANNOTATION, MANAGED_BY_LABEL, RENDERED_HASH_ANNOTATION } from '../../src/controller/names.ts';
+import type { DaprComponent } from '../../src/controller/resources/components.ts';
+import { DEFAULT_BUILD_SETTINGS } from '../../src/controller/resources/deployment.ts';
+import { taskApiFixture } from '../support/taskapi-fixtures.ts';
+
+const onRedis = { podBackend: 'redis', stateBackends: ['redis'] } as const;
+const render = (taskApi = taskApiFixture(), placement: Parameters<typeof desiredChildren>[1] = onRedis) =>
+  desiredChildren(taskApi, placement, DEFAULT_BUILD_SETTINGS);
+const find = (children: Manifest[], kind: string, name: string): Manifest => {
+  const child = children.find((item) => item.kind === kind && item.metadata.name === name);
+  if (!child)
+    throw new Error(`no ${kind} ${name} among ${children.map((c) => `${c.kind}/${c.metadata.name}`).join(', ')}`);
+  return child;
+};
+const deploymentNamed = (children: Manifest[], name: string) => find(children, 'Deployment', name) as V1Deployment;
+const componentNamed = (children: Manifest[], name: string) => find(children, 'Component', name) as DaprComponent;
+const env = (deployment: V1Deployment): Record<string, string | undefined> =>
+  Object.fromEntries(deployment.spec?.template.spec?.containers[0]?.env?.map((item) => [item.name, item.value]) ?? []);
+
+describe('desired children of a TaskApi', () => {
+  it('are owned by the TaskApi, labelled as managed by the operator, and in its namespace', () => {
+    for (const child of render()) {
+      expect(child.metadata.namespace).toBe('team-a');
+      expect(child.metadata.labels?.[MANAGED_BY_LABEL]).toBe('taskapi-operator');
+      expect(child.metadata.ownerReferences).toEqual([
+        expect.objectContaining({ kind: 'TaskApi', name: 'tasks', uid: 'uid-team-a-tasks', controller: true }),
+      ]);
+      expect(child.metadata.annotations?.[RENDERED_HASH_ANNOTATION]).toMatch(/^[0-9a-f]{16}$/);
+    }
+  });
+
+  it('give the Deployment Dapr annotations, the component names by env var and a restricted security context', () => {
+    const taskApi = taskApiFixture({
+      dapr: { logLevel: 'debug', enableApiLogging: true, sidecarResources: { limits: { memory: '256Mi' } } },
+      notifications: { appId: 'notifier', deploy: false },
+    });
+    const deployment = deploymentNamed(render(taskApi), 'tasks');
+    const template = deployment.spec?.template;
+    expect(template?.metadata?.annotations).toMatchObject({
+      'dapr.io/enabled': 'true',
+      'dapr.io/app-id': 'tasks',
+      'dapr.io/app-port': '3000',
+      'dapr.io/log-level': 'debug',
+      'dapr.io/enable-api-logging': 'true',
+      'dapr.io/sidecar-memory-limit': '256Mi',
+    });
+    expect(env(deployment)).toEqual({
+      APP_PORT: '3000',
+      STATE_STORE_NAME: 'tasks-state-redis',
+      PUBSUB_NAME: 'tasks-pubsub',
+      PUBSUB_TOPIC: 'tasks',
+      SECRET_STORE_NAME: 'tasks-secrets',
+      NOTIFICATION_APP_ID: 'notifier',
+    });
+    const container = template?.spec?.containers[0];
+    expect(container?.securityContext).toMatchObject({
+      allowPrivilegeEscalation: false,
+      runAsNonRoot: true,
+      capabilities: { drop: ['ALL'] },
+    });
+    expect(container?.readinessProbe?.httpGet?.path).toBe('/readyz');
+  });
+
+  it('name the state Component after its backend, scope every Component to the app-id, and reference credentials only', () => {
+    const children = render(taskApiFixture(), { podBackend: 'redis', stateBackends: ['redis', 'postgresql'] });
+    const redis = componentNamed(children, 'tasks-state-redis');
+    const postgresql = componentNamed(children, 'tasks-state-postgresql');
+    expect(redis.spec.type).toBe('state.redis');
+    expect(postgresql.spec.type).toBe('state.postgresql');
+    expect(postgresql.spec.metadata).toEqual([
+      { name: 'connectionString', secretKeyRef: { name: 'pg-auth', key: 'connectionString' } },
+    ]);
+    for (const component of children.filter((child): child is DaprComponent => child.kind === 'Component')) {
+      expect(component.scopes).toEqual(['tasks']);
+      const plainSecret = component.spec.metadata.find(
+        (item) => /password|connectionString/i.test(item.name) && item.value !== undefined,
+      );
+      expect(plainSecret).toBeUndefined();
+    }
+    expect(redis.auth).toEqual({ secretStore: 'tasks-secrets' });
+  });
+
+  it('roll the pods (new pod template) when a Component they run with changes, and only then', () => {
+    const hashOf = (children: Manifest[]) =>
+      deploymentNamed(children, 'tasks').spec?.template.metadata?.annotations?.[COMPONENTS_HASH_ANNOTATION];
+    const base = hashOf(render());
+    expect(hashOf(render())).toBe(base);
+    expect(hashOf(render(taskApiFixture({ replicas: 5 })))).toBe(base);
+    expect(hashOf(render(taskApiFixture({ redis: { host: 'other-redis:6379' } })))).not.toBe(base);
+    expect(hashOf(render(taskApiFixture(), { podBackend: 'postgresql', stateBackends: ['postgresql'] }))).not.toBe(
+      base,
+    );
+  });
+
+  it('include the notification service only when the TaskApi asks for it', () => {
+    const without = render(taskApiFixture({ notifications: { appId: 'notifier', deploy: false } }));
+    expect(without.filter((child) => child.metadata.name === 'notifier')).toEqual([]);
+    const withIt = render(taskApiFixture({ notifications: { appId: 'notifier', deploy: true } }));
+    const deployment = deploymentNamed(withIt, 'notifier');
+    expect(deployment.spec?.template.metadata?.annotations?.['dapr.io/app-id']).toBe('notifier');
+    expect(find(withIt, 'Service', 'notifier').kind).toBe('Service');
+  });
+
+  it('let the service account read exactly the referenced Secrets', () => {
+    const taskApi = taskApiFixture({ apiTokenSecretRef: { name: 'api-token', key: 'token' } });
+    const role = find(render(taskApi), 'Role', 'tasks-secret-reader') as Manifest & { rules: unknown[] };
+    expect(role.rules).toEqual([
+      {
+        apiGroups: [''],
+        resources: ['secrets'],
+        resourceNames: ['api-token', 'pg-auth', 'redis-auth'],
+        verbs: ['get'],
+      },
+    ]);
+  });
+
+  it('are deterministic: the same TaskApi renders byte-identical manifests', () => {
+    expect(JSON.stringify(render())).toBe(JSON.stringify(render()));
+  });
+});
