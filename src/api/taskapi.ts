@@ -264,7 +264,6 @@ export const rootRules = celRules(
     rule: "self.metadata.name.matches('^[a-z]([-a-z0-9]*[a-z0-9])?$') && size(self.metadata.name) <= 40",
     message:
       'metadata.name must be a lowercase DNS label of at most 40 characters (it names the Service and the Dapr app-id)',
-    fieldPath: '.metadata.name',
     reason: 'FieldValueInvalid',
   },
   {

@@ -32,15 +32,26 @@ export interface Manifest {
   };
 }
 
-/** Every child, each annotated with the hash of its own rendering. */
-export function desiredChildren(taskApi: TaskApi, placement: Placement, settings: BuildSettings): Manifest[] {
-  const stateComponents = placement.stateBackends.map((backend) => buildStateComponent(taskApi, backend));
-  const podStateComponent = buildStateComponent(taskApi, placement.podBackend);
+/**
+ * Every child, each annotated with the hash of its own rendering. Without a
+ * placement (no backend can run yet) the state Components and the task
+ * Deployment are left out.
+ */
+export function desiredChildren(
+  taskApi: TaskApi,
+  placement: Placement | undefined,
+  settings: BuildSettings,
+): Manifest[] {
   const pubsub = buildPubsubComponent(taskApi);
   const secretStore = buildSecretStoreComponent(taskApi);
-  // Pods roll when any Component they run with changes (Dapr would otherwise
-  // hot-reload it under them at an uncontrolled moment).
-  const componentsHash = contentHash([podStateComponent, pubsub, secretStore]);
+  const stateComponents = (placement?.stateBackends ?? []).map((backend) => buildStateComponent(taskApi, backend));
+  let taskDeployment;
+  if (placement) {
+    // Pods roll when any Component they run with changes (Dapr would otherwise
+    // hot-reload it under them at an uncontrolled moment).
+    const componentsHash = contentHash([buildStateComponent(taskApi, placement.podBackend), pubsub, secretStore]);
+    taskDeployment = buildTaskDeployment(taskApi, placement.podBackend, componentsHash, settings);
+  }
   const children = [
     buildServiceAccount(taskApi),
     buildSecretReaderRole(taskApi),
@@ -49,7 +60,7 @@ export function desiredChildren(taskApi: TaskApi, placement: Placement, settings
     ...stateComponents,
     pubsub,
     buildSubscription(taskApi),
-    buildTaskDeployment(taskApi, placement.podBackend, componentsHash, settings),
+    taskDeployment,
     buildTaskService(taskApi),
     buildNotificationDeployment(taskApi, settings),
     buildNotificationService(taskApi),

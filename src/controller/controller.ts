@@ -1,0 +1,138 @@
+/**
+ * The TaskApi controller: informers feed keys into the work queue, workers run
+ * reconcile for one key at a time each, several keys at once; failures are
+ * retried with per-key backoff and a periodic resync re-queues everything.
+ */
+import type { KubeConfig, KubernetesObject } from '@kubernetes/client-node';
+import type { Logger } from 'pino';
+import { CHILD_KINDS, Informer, MANAGED_SELECTOR, ownerKey, TASKAPI_KIND } from './informers.ts';
+import type { KubeClient } from './kube.ts';
+import { CONTROLLER_NAME, type OperatorMetrics } from './metrics.ts';
+import { WorkQueue } from './queue.ts';
+import { reconcile, TerminalError, type ReconcileContext } from './reconcile.ts';
+import type { BuildSettings } from './resources/deployment.ts';
+
+export interface ControllerOptions {
+  /** Keys reconciled at once. */
+  concurrency: number;
+  /** Every TaskApi is re-queued this often, whatever happened. */
+  resyncPeriodMs: number;
+}
+
+export class Controller {
+  private readonly queue: WorkQueue;
+  private readonly taskApis: Informer;
+  private readonly children: Map<string, Informer>;
+  private readonly context: ReconcileContext;
+  private readonly options: ControllerOptions;
+  private readonly metrics: OperatorMetrics;
+  private readonly logger: Logger;
+  private workers: Promise<void>[] = [];
+  private resyncTimer: NodeJS.Timeout | undefined;
+  private synced = false;
+
+  constructor(
+    config: KubeConfig,
+    kube: KubeClient,
+    settings: BuildSettings,
+    options: ControllerOptions,
+    metrics: OperatorMetrics,
+    logger: Logger,
+  ) {
+    this.options = options;
+    this.metrics = metrics;
+    this.logger = logger;
+    this.queue = new WorkQueue(undefined, metrics.queueObserver());
+    this.taskApis = new Informer(config, TASKAPI_KIND, logger);
+    this.children = new Map(
+      CHILD_KINDS.map((info) => [info.kind, new Informer(config, info, logger, MANAGED_SELECTOR)]),
+    );
+    this.context = { kube, taskApis: this.taskApis, children: this.children, settings, logger, now: () => new Date() };
+  }
+
+  /** True once every cache holds its first list. */
+  get hasSynced(): boolean {
+    return this.synced;
+  }
+
+  async start(): Promise<void> {
+    this.taskApis.onEvent((object) => {
+      const { namespace, name } = object.metadata ?? {};
+      if (namespace && name) this.queue.add(`${namespace}/${name}`);
+    });
+    for (const informer of this.children.values()) {
+      informer.onEvent((object: KubernetesObject) => {
+        const key = ownerKey(object);
+        if (key) this.queue.add(key);
+      });
+    }
+    await Promise.all([this.taskApis.start(), ...[...this.children.values()].map((informer) => informer.start())]);
+    this.synced = true;
+    this.resyncTimer = setInterval(() => {
+      this.resync();
+    }, this.options.resyncPeriodMs);
+    this.metrics.maxConcurrentReconciles.set({ controller: CONTROLLER_NAME }, this.options.concurrency);
+    this.workers = Array.from({ length: this.options.concurrency }, () => this.work());
+    this.logger.info({ concurrency: this.options.concurrency }, 'controller started');
+  }
+
+  /** Queues every TaskApi in the cache. */
+  resync(): void {
+    for (const object of this.taskApis.list()) {
+      const { namespace, name } = object.metadata ?? {};
+      if (namespace && name) this.queue.add(`${namespace}/${name}`);
+    }
+  }
+
+  /** Stops taking work, lets in-flight reconciles finish, then stops watching. */
+  async stop(): Promise<void> {
+    clearInterval(this.resyncTimer);
+    this.queue.shutDown();
+    await Promise.all(this.workers);
+    await Promise.all([this.taskApis.stop(), ...[...this.children.values()].map((informer) => informer.stop())]);
+    this.logger.info('controller stopped');
+  }
+
+  private async work(): Promise<void> {
+    for (;;) {
+      const key = await this.queue.get();
+      if (key === undefined) return;
+      this.metrics.activeWorkers.inc({ controller: CONTROLLER_NAME });
+      try {
+        await this.process(key);
+      } finally {
+        this.metrics.activeWorkers.dec({ controller: CONTROLLER_NAME });
+        this.queue.done(key);
+      }
+    }
+  }
+
+  private async process(key: string): Promise<void> {
+    const labels = { controller: CONTROLLER_NAME };
+    const stopTimer = this.metrics.reconcileTime.startTimer(labels);
+    try {
+      const result = await reconcile(this.context, key);
+      this.queue.forget(key);
+      if (result.requeueAfterMs !== undefined) {
+        this.queue.addAfter(key, result.requeueAfterMs);
+        this.metrics.reconcileTotal.inc({ ...labels, result: 'requeue_after' });
+      } else {
+        this.metrics.reconcileTotal.inc({ ...labels, result: 'success' });
+      }
+    } catch (error) {
+      this.metrics.reconcileErrors.inc(labels);
+      this.metrics.reconcileTotal.inc({ ...labels, result: 'error' });
+      if (error instanceof TerminalError) {
+        // Retrying cannot help; the next spec change queues the key again.
+        this.metrics.terminalErrors.inc(labels);
+        this.queue.forget(key);
+        this.logger.warn({ key, reason: error.reason, err: error }, 'reconcile failed for good until the spec changes');
+      } else {
+        const retryInMs = Math.round(this.queue.addRateLimited(key));
+        this.logger.warn({ key, err: error, retryInMs }, 'reconcile failed; retrying');
+      }
+    } finally {
+      stopTimer();
+    }
+  }
+}

@@ -1,0 +1,235 @@
+/**
+ * reconcile(key): the operator's one contract. Read the TaskApi from the cache,
+ * decide where the pods run (the swap), apply what differs from the desired
+ * state, prune what is no longer desired, write status once if it changed.
+ * It never knows which event woke it; every pass checks everything.
+ *
+ * Returns normally when done (optionally asking to look again later), throws
+ * to be retried with backoff, throws TerminalError to stop retrying until the
+ * spec changes.
+ */
+import type { KubernetesObject, V1Deployment } from '@kubernetes/client-node';
+import type { Logger } from 'pino';
+import {
+  specSchema,
+  type SecretKeyRef,
+  type StateBackend,
+  type TaskApi,
+  type TaskApiSpec,
+  type TaskApiStatus,
+} from '../api/taskapi.ts';
+import { containsDesired } from './compare.ts';
+import { desiredChildren, type Manifest, type Placement } from './desired.ts';
+import { ownerKey, type Informer } from './informers.ts';
+import { KubeApiError, type KubeClient } from './kube.ts';
+import { RENDERED_HASH_ANNOTATION } from './names.ts';
+import type { BuildSettings } from './resources/deployment.ts';
+import { canonicalJson } from './resources/hash.ts';
+import { computeStatus, type PassOutcome } from './status.ts';
+
+/** A failure retrying cannot fix; recorded as a condition, retried only when the spec changes. */
+export class TerminalError extends Error {
+  readonly reason: string;
+  constructor(reason: string, message: string) {
+    super(message);
+    this.name = 'TerminalError';
+    this.reason = reason;
+  }
+}
+
+export interface ReconcileContext {
+  kube: KubeClient;
+  taskApis: Informer;
+  /** Informers of every owned kind, by kind. */
+  children: ReadonlyMap<string, Informer>;
+  settings: BuildSettings;
+  logger: Logger;
+  now: () => Date;
+}
+
+export interface ReconcileResult {
+  /** Look again after this long even if nothing changes (things the operator does not watch, like Secrets). */
+  requeueAfterMs?: number;
+}
+
+/** While a referenced Secret is missing: Secrets are not watched (least privilege), so look again. */
+export const MISSING_SECRET_RECHECK_MS = 3_000;
+
+export async function reconcile(ctx: ReconcileContext, key: string): Promise<ReconcileResult> {
+  const [namespace = '', name = ''] = key.split('/');
+  const raw = ctx.taskApis.get(namespace, name) as (TaskApi & { spec: unknown }) | undefined;
+  // Gone or going: the garbage collector removes the children through their owner references.
+  if (!raw || raw.metadata.deletionTimestamp) return {};
+  const parsed = specSchema.safeParse(raw.spec);
+  if (!parsed.success) {
+    throw new TerminalError(
+      'InvalidSpec',
+      parsed.error.issues.map((issue) => `spec.${issue.path.join('.')}: ${issue.message}`).join('; '),
+    );
+  }
+  const taskApi: TaskApi = { ...raw, spec: parsed.data };
+
+  const running = taskApi.status?.stateBackend;
+  const target = taskApi.spec.stateBackend;
+  const specChanged = taskApi.status?.observedGeneration !== taskApi.metadata.generation;
+  const blocked = taskApi.status?.conditions?.some(
+    (c) => c.type === 'Degraded' && c.reason === 'SecretMissing' && c.status === 'True',
+  );
+  const missing = specChanged || blocked || running !== target ? await preflight(ctx, taskApi, target) : [];
+  const placement = place(running, target, missing.length === 0);
+
+  const outcome: PassOutcome = { podBackend: placement?.podBackend, deployment: undefined, missing };
+  try {
+    const desired = desiredChildren(taskApi, placement, ctx.settings);
+    outcome.deployment = await applyChildren(ctx, desired);
+    await prune(ctx, key, desired);
+  } catch (error) {
+    outcome.failure = { reason: 'ApplyFailed', message: error instanceof Error ? error.message : String(error) };
+    await writeStatus(ctx, taskApi, outcome);
+    if (error instanceof KubeApiError && [400, 422].includes(error.statusCode)) {
+      throw new TerminalError('ApplyFailed', error.message);
+    }
+    throw error;
+  }
+  await writeStatus(ctx, taskApi, outcome);
+  return missing.length > 0 ? { requeueAfterMs: MISSING_SECRET_RECHECK_MS } : {};
+}
+
+/**
+ * Where the pods run this pass. During a swap both state Components exist and the
+ * pods roll onto the new one; the old one goes once status says the pods left it.
+ * When the target's Secrets are missing, the running backend stays untouched.
+ */
+export function place(
+  running: StateBackend | undefined,
+  target: StateBackend,
+  preflightPassed: boolean,
+): Placement | undefined {
+  if (!preflightPassed) return running ? { podBackend: running, stateBackends: [running] } : undefined;
+  if (running && running !== target) return { podBackend: target, stateBackends: [running, target] };
+  return { podBackend: target, stateBackends: [target] };
+}
+
+/** Secret references the pods would need on `backend`. */
+function secretRefsFor(spec: TaskApiSpec, backend: StateBackend): SecretKeyRef[] {
+  const state = backend === 'redis' ? spec.redis?.passwordSecretRef : spec.postgresql?.connectionStringSecretRef;
+  const pubsub = (spec.pubsub.redis ?? spec.redis)?.passwordSecretRef;
+  return [state, pubsub, spec.apiTokenSecretRef].filter((ref) => ref !== undefined);
+}
+
+/** What is missing among the referenced Secrets and keys, named for a person. Reads key names only, never values. */
+async function preflight(ctx: ReconcileContext, taskApi: TaskApi, backend: StateBackend): Promise<string[]> {
+  const refs = secretRefsFor(taskApi.spec, backend);
+  const keysBySecret = new Map<string, Promise<string[] | undefined>>();
+  for (const ref of refs) {
+    if (!keysBySecret.has(ref.name))
+      keysBySecret.set(ref.name, ctx.kube.secretKeys(taskApi.metadata.namespace, ref.name));
+  }
+  const missing = new Set<string>();
+  for (const ref of refs) {
+    const keys = await keysBySecret.get(ref.name);
+    if (keys === undefined) missing.add(`Secret "${ref.name}"`);
+    else if (!keys.includes(ref.key)) missing.add(`key "${ref.key}" in Secret "${ref.name}"`);
+  }
+  return [...missing];
+}
+
+const informerFor = (ctx: ReconcileContext, kind: string): Informer => {
+  const informer = ctx.children.get(kind);
+  if (!informer) throw new Error(`no informer for ${kind}`);
+  return informer;
+};
+
+/** Applies each child whose live copy lacks what we render; returns the task Deployment as it now stands. */
+async function applyChildren(ctx: ReconcileContext, desired: Manifest[]): Promise<V1Deployment | undefined> {
+  let deployment: V1Deployment | undefined;
+  await Promise.all(
+    desired.map(async (manifest) => {
+      const { namespace, name, annotations } = manifest.metadata;
+      const live = informerFor(ctx, manifest.kind).get(namespace, name);
+      const current =
+        live?.metadata?.annotations?.[RENDERED_HASH_ANNOTATION] === annotations?.[RENDERED_HASH_ANNOTATION] &&
+        containsDesired(manifest, live)
+          ? live
+          : await ctx.kube.apply(manifest);
+      if (
+        manifest.kind === 'Deployment' &&
+        manifest.metadata.labels?.['app.kubernetes.io/component'] === 'task-service'
+      ) {
+        deployment = current;
+      }
+    }),
+  );
+  return deployment;
+}
+
+/** Deletes children of this TaskApi that are no longer desired (the old state Component after a swap, ...). */
+async function prune(ctx: ReconcileContext, key: string, desired: Manifest[]): Promise<void> {
+  const wanted = new Set(desired.map((manifest) => `${manifest.kind}/${manifest.metadata.name}`));
+  const [namespace = ''] = key.split('/');
+  const stale: KubernetesObject[] = [];
+  for (const [kind, informer] of ctx.children) {
+    for (const object of informer.list(namespace)) {
+      if (ownerKey(object) === key && !wanted.has(`${kind}/${object.metadata?.name ?? ''}`)) stale.push(object);
+    }
+  }
+  await Promise.all(
+    stale.map((object) =>
+      ctx.kube.delete({
+        apiVersion: object.apiVersion ?? '',
+        kind: object.kind ?? '',
+        namespace,
+        name: object.metadata?.name ?? '',
+      }),
+    ),
+  );
+}
+
+async function writeStatus(ctx: ReconcileContext, taskApi: TaskApi, outcome: PassOutcome): Promise<void> {
+  const status = computeStatus(
+    taskApi,
+    outcome,
+    ctx
+      .now()
+      .toISOString()
+      .replace(/\.\d+Z$/, 'Z'),
+  );
+  if (canonicalJson(status) === canonicalJson(taskApi.status ?? {})) return;
+  await ctx.kube.applyStatus(taskApi, status);
+  await recordTransitions(ctx, taskApi, taskApi.status, status);
+}
+
+/** Events for what a person watching `kubectl describe` wants to know: creation, swaps, failures. */
+async function recordTransitions(
+  ctx: ReconcileContext,
+  taskApi: TaskApi,
+  before: TaskApiStatus | undefined,
+  after: TaskApiStatus,
+): Promise<void> {
+  const events: ['Normal' | 'Warning', string, string][] = [];
+  if (!before?.conditions)
+    events.push(['Normal', 'Created', `rendering the task service on ${taskApi.spec.stateBackend}`]);
+  const swap = after.swap;
+  if (swap && (before?.swap?.phase !== swap.phase || before.swap.to !== swap.to)) {
+    if (swap.phase === 'RollingOut')
+      events.push(['Normal', 'SwapStarted', `moving the state store from ${swap.from} to ${swap.to}`]);
+    if (swap.phase === 'Completed')
+      events.push([
+        'Normal',
+        'SwapCompleted',
+        `the pods now run on ${swap.to}; the ${swap.from} state Component goes next`,
+      ]);
+  }
+  const degraded = after.conditions?.find((c) => c.type === 'Degraded');
+  const wasDegraded = before?.conditions?.find((c) => c.type === 'Degraded');
+  if (degraded?.status === 'True' && (wasDegraded?.status !== 'True' || wasDegraded.message !== degraded.message)) {
+    events.push(['Warning', degraded.reason, degraded.message]);
+  }
+  for (const [type, reason, message] of events) {
+    try {
+      await ctx.kube.recordEvent(taskApi, type, reason, message);
+    } catch (error) {
+      ctx.logger.warn({ err: error, reason }, 'event not recorded');
+    }
+  }
+}

@@ -1,0 +1,126 @@
+/**
+ * The TaskApi's status, computed from what this pass saw and did. Pure: the
+ * clock comes in as `now`. A condition keeps its lastTransitionTime while its
+ * status stays the same, so an unchanged world computes an unchanged status.
+ */
+import type { V1Deployment } from '@kubernetes/client-node';
+import type { Condition, ConditionType, StateBackend, TaskApi, TaskApiStatus } from '../api/taskapi.ts';
+
+export interface PassOutcome {
+  /** Backend the pods run on (or are rolling to); undefined while nothing can run yet. */
+  podBackend: StateBackend | undefined;
+  /** The task service's Deployment as it stands after this pass's apply. */
+  deployment: V1Deployment | undefined;
+  /** What preflight found missing, for people to read: `Secret "x"`, `key "k" in Secret "x"`. */
+  missing: string[];
+  /** A failure this pass could not get past, already safe to show (no secret in it). */
+  failure?: { reason: string; message: string };
+}
+
+/** The Deployment has rolled out its current template: every pod is new and available. */
+export function rolledOut(deployment: V1Deployment | undefined): boolean {
+  if (!deployment?.status || !deployment.spec) return false;
+  const desired = deployment.spec.replicas ?? 1;
+  const { observedGeneration = 0, updatedReplicas = 0, replicas = 0, availableReplicas = 0 } = deployment.status;
+  return (
+    observedGeneration >= (deployment.metadata?.generation ?? 0) &&
+    updatedReplicas === desired &&
+    replicas === desired &&
+    availableReplicas === desired
+  );
+}
+
+function condition(
+  previous: Condition[] | undefined,
+  type: ConditionType,
+  status: boolean,
+  reason: string,
+  message: string,
+  generation: number | undefined,
+  now: string,
+): Condition {
+  const value = status ? 'True' : 'False';
+  const before = previous?.find((item) => item.type === type);
+  return {
+    type,
+    status: value,
+    reason,
+    message,
+    ...(generation !== undefined ? { observedGeneration: generation } : {}),
+    lastTransitionTime: before?.status === value ? before.lastTransitionTime : now,
+  };
+}
+
+export function computeStatus(taskApi: TaskApi, outcome: PassOutcome, now: string): TaskApiStatus {
+  const previous = taskApi.status;
+  const generation = taskApi.metadata.generation;
+  const target = taskApi.spec.stateBackend;
+  const desiredReplicas = taskApi.spec.replicas;
+  const { deployment, podBackend, missing, failure } = outcome;
+  const readyReplicas = deployment?.status?.readyReplicas ?? 0;
+  const available = deployment?.status?.availableReplicas ?? 0;
+  const done = podBackend !== undefined && rolledOut(deployment);
+
+  // The backend running pods use moves only once the rollout onto it has finished.
+  const stateBackend = done ? podBackend : previous?.stateBackend;
+  const from = previous?.stateBackend;
+  const swapping = from !== undefined && from !== target;
+
+  let swap: TaskApiStatus['swap'] = previous?.swap;
+  if (swapping) {
+    const phase = missing.length > 0 ? 'Blocked' : done ? 'Completed' : 'RollingOut';
+    swap = { from, to: target, phase, ...(phase === 'Blocked' ? { message: missingMessage(missing) } : {}) };
+  }
+
+  const serving = deployment !== undefined && available >= desiredReplicas;
+  const degraded =
+    failure ?? (missing.length > 0 ? { reason: 'SecretMissing', message: missingMessage(missing) } : undefined);
+  const progressing = !done || stateBackend !== target;
+  const progressMessage = swapping
+    ? `moving the state store from ${from} to ${target}`
+    : `rolling out ${desiredReplicas} pod(s) on ${target}`;
+
+  const conditions = [
+    condition(
+      previous?.conditions,
+      'Ready',
+      serving,
+      serving ? 'Available' : (degraded?.reason ?? 'Unavailable'),
+      serving
+        ? `${readyReplicas}/${desiredReplicas} pods ready on ${stateBackend ?? target}`
+        : (degraded?.message ?? `${available}/${desiredReplicas} pods available`),
+      generation,
+      now,
+    ),
+    condition(
+      previous?.conditions,
+      'Progressing',
+      progressing && degraded === undefined,
+      progressing ? (degraded ? 'Blocked' : swapping ? 'SwapInProgress' : 'RollingOut') : 'Complete',
+      progressing ? (degraded ? degraded.message : progressMessage) : `running on ${target}`,
+      generation,
+      now,
+    ),
+    condition(
+      previous?.conditions,
+      'Degraded',
+      degraded !== undefined,
+      degraded?.reason ?? 'AsExpected',
+      degraded?.message ?? 'no problems found',
+      generation,
+      now,
+    ),
+  ];
+
+  return {
+    ...(generation !== undefined ? { observedGeneration: generation } : {}),
+    ...(stateBackend ? { stateBackend } : {}),
+    replicas: deployment?.status?.replicas ?? 0,
+    readyReplicas,
+    replicaSummary: `${readyReplicas}/${desiredReplicas}`,
+    ...(swap ? { swap } : {}),
+    conditions,
+  };
+}
+
+export const missingMessage = (missing: string[]): string => `missing ${missing.join(', ')}`;
