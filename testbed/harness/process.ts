@@ -7,7 +7,7 @@
  * tail is what a failing start or test prints.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { closeSync, openSync, readdirSync, readFileSync } from 'node:fs';
+import { closeSync, mkdirSync, openSync, readdirSync, readFileSync } from 'node:fs';
 import { userInfo } from 'node:os';
 import { join } from 'node:path';
 
@@ -50,6 +50,7 @@ export class ManagedProcess {
     this.name = options.name;
     this.stopSignal = options.stopSignal ?? 'SIGTERM';
     this.logFile = join(options.logDir, `${options.name}.log`);
+    mkdirSync(options.logDir, { recursive: true });
     const logFd = openSync(this.logFile, 'a');
     const setprivArgs = ['--pdeathsig', 'KILL', ...asUser(options.user), '--', options.command, ...options.args];
     this.child = spawn('setpriv', setprivArgs, {

@@ -1,0 +1,44 @@
+/**
+ * The least privilege the operator needs, derived from what the code touches:
+ * owned kinds (from CHILD_KINDS) are watched, applied and pruned; TaskApis are
+ * watched and their status written; Secrets are only read (preflight, key names);
+ * Events are created. Rendered into config/rbac by `npm run generate`.
+ */
+import { GROUP, PLURAL } from '../api/taskapi.ts';
+import { CHILD_KINDS } from './informers.ts';
+
+export interface PolicyRule {
+  apiGroups: string[];
+  resources: string[];
+  verbs: string[];
+}
+
+const groupOf = (apiVersion: string): string => (apiVersion.includes('/') ? (apiVersion.split('/')[0] ?? '') : '');
+const pluralOf = (path: string): string => path.slice(path.lastIndexOf('/') + 1);
+
+export function clusterRules(): PolicyRule[] {
+  const owned = new Map<string, string[]>();
+  for (const info of CHILD_KINDS) {
+    const group = groupOf(info.apiVersion);
+    owned.set(group, [...(owned.get(group) ?? []), pluralOf(info.path)]);
+  }
+  return [
+    { apiGroups: [GROUP], resources: [PLURAL], verbs: ['get', 'list', 'watch'] },
+    { apiGroups: [GROUP], resources: [`${PLURAL}/status`], verbs: ['get', 'patch'] },
+    // Owner references with blockOwnerDeletion need update on the owner's finalizers.
+    { apiGroups: [GROUP], resources: [`${PLURAL}/finalizers`], verbs: ['update'] },
+    ...[...owned].map(([group, resources]) => ({
+      apiGroups: [group],
+      resources: [...new Set(resources)].sort(),
+      // Server-side apply creates or patches; pruning deletes.
+      verbs: ['get', 'list', 'watch', 'create', 'patch', 'delete'],
+    })),
+    { apiGroups: [''], resources: ['secrets'], verbs: ['get'] },
+    { apiGroups: [''], resources: ['events'], verbs: ['create', 'patch'] },
+  ];
+}
+
+/** Namespaced, in the operator's own namespace: the leader election Lease. */
+export const LEADER_ELECTION_RULES: PolicyRule[] = [
+  { apiGroups: ['coordination.k8s.io'], resources: ['leases'], verbs: ['get', 'create', 'update'] },
+];

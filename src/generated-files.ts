@@ -1,0 +1,36 @@
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { stringify } from 'yaml';
+import { clusterRules, LEADER_ELECTION_RULES } from './controller/permissions.ts';
+import { buildCrd } from './api/crd.ts';
+
+const root = join(dirname(fileURLToPath(import.meta.url)), '..');
+const header = '# Generated from src/ by `npm run generate`; do not edit.\n';
+
+/**
+ * Files rendered from the code. crds/ is the published CRD; config/crd holds a
+ * copy because kustomize only loads files at or below a kustomization.
+ */
+export function generatedFiles(): Record<string, string> {
+  const crd = `${header}${stringify(buildCrd(), { lineWidth: 0 })}`;
+  const clusterRole = {
+    apiVersion: 'rbac.authorization.k8s.io/v1',
+    kind: 'ClusterRole',
+    metadata: { name: 'taskapi-operator' },
+    rules: clusterRules(),
+  };
+  const leaderRole = {
+    apiVersion: 'rbac.authorization.k8s.io/v1',
+    kind: 'Role',
+    metadata: { name: 'taskapi-operator-leader-election' },
+    rules: LEADER_ELECTION_RULES,
+  };
+  return {
+    [join(root, 'crds', 'taskapi.dev_taskapis.yaml')]: crd,
+    [join(root, 'config', 'crd', 'taskapi.dev_taskapis.yaml')]: crd,
+    [join(root, 'config', 'rbac', 'role.yaml')]: `${header}${stringify(clusterRole)}`,
+    [join(root, 'config', 'rbac', 'leader_election_role.yaml')]: `${header}${stringify(leaderRole)}`,
+  };
+}
+
+export const CRD_FILE = join(root, 'crds', 'taskapi.dev_taskapis.yaml');

@@ -1,0 +1,590 @@
+/**
+ * The operator against the real test bed: kube-apiserver + etcd, controller-manager
+ * (garbage collector, deployments), scheduler and kwok. Everything is driven with
+ * kubectl, as a user would. One file: two operators in one cluster would fight.
+ */
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { stringify } from 'yaml';
+import { kubectl, kubectlOk } from '../../testbed/harness/kubectl.ts';
+import { startOperator, type RunningOperator } from '../../testbed/harness/operator.ts';
+import { waitUntil } from '../../testbed/harness/process.ts';
+
+const { kubeconfig, nodeName, dir } = inject('testbed');
+const logDir = join(dir, 'operators');
+const k = (args: string[], input?: string) => kubectlOk(kubeconfig, args, input);
+const json = async <T>(args: string[]): Promise<T> => JSON.parse(await k([...args, '-o', 'json'])) as T;
+
+const REDIS_PASSWORD = 'dev-redis-password';
+const POSTGRES_CONNECTION = 'host=postgresql port=5432 user=postgres password=dev-postgres-password dbname=tasks';
+
+interface Condition {
+  type: string;
+  status: string;
+  reason: string;
+  message: string;
+}
+interface TaskApiObject {
+  metadata: { name: string; generation: number };
+  status?: {
+    stateBackend?: string;
+    observedGeneration?: number;
+    readyReplicas?: number;
+    swap?: { phase: string };
+    conditions?: Condition[];
+  };
+}
+const condition = (taskApi: TaskApiObject, type: string) => taskApi.status?.conditions?.find((c) => c.type === type);
+
+function taskApiManifest(name: string, namespace: string, spec: Record<string, unknown> = {}): string {
+  return stringify({
+    apiVersion: 'taskapi.dev/v1alpha1',
+    kind: 'TaskApi',
+    metadata: { name, namespace },
+    spec: {
+      image: 'registry.example/taskapi:1',
+      redis: { host: 'redis:6379', passwordSecretRef: { name: 'taskapi-redis', key: 'password' } },
+      postgresql: { connectionStringSecretRef: { name: 'taskapi-postgresql', key: 'connectionString' } },
+      ...spec,
+    },
+  });
+}
+
+async function createNamespaceWithSecrets(namespace: string): Promise<void> {
+  await k(['create', 'namespace', namespace]);
+  await k([
+    'create',
+    'secret',
+    'generic',
+    'taskapi-redis',
+    '-n',
+    namespace,
+    `--from-literal=password=${REDIS_PASSWORD}`,
+  ]);
+  await k([
+    'create',
+    'secret',
+    'generic',
+    'taskapi-postgresql',
+    '-n',
+    namespace,
+    `--from-literal=connectionString=${POSTGRES_CONNECTION}`,
+  ]);
+}
+
+const waitReady = (name: string, namespace: string) =>
+  k(['wait', '--for=condition=Ready', `taskapi/${name}`, '-n', namespace, '--timeout=60s']);
+
+let operator: RunningOperator | undefined;
+
+beforeAll(async () => {
+  await k(['apply', '--server-side', '-f', 'crds/taskapi.dev_taskapis.yaml']);
+  await k(['wait', '--for=condition=Established', 'crd/taskapis.taskapi.dev', '--timeout=30s']);
+  operator = await startOperator({ kubeconfig, logDir, env: { OPERATOR_RESYNC_SECONDS: '2' } });
+});
+afterAll(async () => {
+  await operator?.stop();
+});
+const running = (): RunningOperator => {
+  if (!operator) throw new Error('the operator did not start');
+  return operator;
+};
+
+describe('a TaskApi applied with kubectl', () => {
+  const namespace = 'op-sample';
+  beforeAll(async () => {
+    await k(['create', 'namespace', namespace]);
+    await k(['apply', '-k', 'config/samples', '-n', namespace]);
+    await waitReady('tasks', namespace);
+  });
+
+  it('becomes Ready: kubectl get taskapis shows BACKEND redis, READY True and the replica count', async () => {
+    const table = await k(['get', 'taskapis', '-n', namespace]);
+    expect(table).toMatch(/^NAME\s+BACKEND\s+READY\s+REPLICAS\s+AGE\s*$/m);
+    expect(table).toMatch(/^tasks\s+redis\s+True\s+2\/2\s+\S+\s*$/m);
+    const wide = await k(['get', 'taskapis', '-n', namespace, '-o', 'wide']);
+    expect(wide).toMatch(/PROGRESS\s+MESSAGE/);
+  });
+
+  it('creates every child with the expected fields, and the pods run on the kwok node', async () => {
+    const names = (
+      await k([
+        'get',
+        'deployments,services,serviceaccounts,roles,rolebindings,components.dapr.io,subscriptions.dapr.io',
+        '-n',
+        namespace,
+        '-l',
+        'app.kubernetes.io/managed-by=taskapi-operator',
+        '-o',
+        'name',
+      ])
+    )
+      .trim()
+      .split('\n')
+      .sort();
+    expect(names).toEqual([
+      'component.dapr.io/tasks-pubsub',
+      'component.dapr.io/tasks-secrets',
+      'component.dapr.io/tasks-state-redis',
+      'deployment.apps/tasks',
+      'deployment.apps/tasks-notifications',
+      'role.rbac.authorization.k8s.io/tasks-secret-reader',
+      'rolebinding.rbac.authorization.k8s.io/tasks-secret-reader',
+      'service/tasks',
+      'service/tasks-notifications',
+      'serviceaccount/tasks',
+      'subscription.dapr.io/tasks-task-events',
+    ]);
+    const deployment = await json<{ spec: { template: { metadata: { annotations: Record<string, string> } } } }>([
+      'get',
+      'deployment',
+      'tasks',
+      '-n',
+      namespace,
+    ]);
+    expect(deployment.spec.template.metadata.annotations).toMatchObject({
+      'dapr.io/enabled': 'true',
+      'dapr.io/app-id': 'tasks',
+      'dapr.io/app-port': '3000',
+    });
+    const state = await json<{ spec: { type: string; metadata: unknown[] }; scopes: string[]; auth: unknown }>([
+      'get',
+      'component.dapr.io/tasks-state-redis',
+      '-n',
+      namespace,
+    ]);
+    expect(state.spec.type).toBe('state.redis');
+    expect(state.scopes).toEqual(['tasks']);
+    expect(state.spec.metadata).toContainEqual({
+      name: 'redisPassword',
+      secretKeyRef: { name: 'taskapi-redis', key: 'password' },
+    });
+    expect(state.auth).toEqual({ secretStore: 'tasks-secrets' });
+    const subscription = await json<{ spec: { routes: { default: string }; pubsubname: string } }>([
+      'get',
+      'subscriptions.v2alpha1.dapr.io/tasks-task-events',
+      '-n',
+      namespace,
+    ]);
+    expect(subscription.spec).toMatchObject({ pubsubname: 'tasks-pubsub', routes: { default: '/events/task' } });
+    const pods = await k([
+      'get',
+      'pods',
+      '-n',
+      namespace,
+      '-l',
+      'app.kubernetes.io/component=task-service',
+      '-o',
+      'jsonpath={range .items[*]}{.spec.nodeName} {.status.conditions[?(@.type=="Ready")].status}{"\\n"}{end}',
+    ]);
+    expect(pods.trim().split('\n')).toEqual([`${nodeName} True`, `${nodeName} True`]);
+  });
+
+  it('swaps to PostgreSQL with one field edit: new ReplicaSet, Progressing then Ready, Redis Component removed only afterwards', async () => {
+    const replicaSetsBefore = (
+      await k(['get', 'rs', '-n', namespace, '-l', 'app.kubernetes.io/component=task-service', '-o', 'name'])
+    )
+      .trim()
+      .split('\n');
+    await k([
+      'patch',
+      'taskapi',
+      'tasks',
+      '-n',
+      namespace,
+      '--type',
+      'merge',
+      '-p',
+      '{"spec":{"stateBackend":"postgresql"}}',
+    ]);
+
+    // Watch the swap: the Redis Component may only go once status says the pods run on PostgreSQL.
+    const seen = { progressing: false, postgresComponent: false, redisGoneEarly: false };
+    await waitUntil(
+      async () => {
+        // Components first: a Redis Component seen missing must be matched by a status read after it.
+        const components = await k(['get', 'components.dapr.io', '-n', namespace, '-o', 'name']);
+        const taskApi = await json<TaskApiObject>(['get', 'taskapi', 'tasks', '-n', namespace]);
+        if (condition(taskApi, 'Progressing')?.status === 'True') seen.progressing = true;
+        if (components.includes('tasks-state-postgresql')) seen.postgresComponent = true;
+        const redisGone = !components.includes('tasks-state-redis');
+        if (redisGone && taskApi.status?.stateBackend !== 'postgresql') seen.redisGoneEarly = true;
+        return (
+          redisGone && taskApi.status?.stateBackend === 'postgresql' && condition(taskApi, 'Ready')?.status === 'True'
+        );
+      },
+      { what: 'the swap to finish', timeoutMs: 60_000, intervalMs: 50 },
+    );
+    expect(seen.postgresComponent).toBe(true);
+    expect(seen.redisGoneEarly).toBe(false);
+
+    const replicaSetsAfter = (
+      await k(['get', 'rs', '-n', namespace, '-l', 'app.kubernetes.io/component=task-service', '-o', 'name'])
+    )
+      .trim()
+      .split('\n');
+    expect(replicaSetsAfter.filter((rs) => !replicaSetsBefore.includes(rs))).toHaveLength(1);
+    expect(await k(['get', 'taskapis', '-n', namespace])).toMatch(/^tasks\s+postgresql\s+True\s+2\/2/m);
+    const env = await k([
+      'get',
+      'deployment',
+      'tasks',
+      '-n',
+      namespace,
+      '-o',
+      'jsonpath={.spec.template.spec.containers[0].env[?(@.name=="STATE_STORE_NAME")].value}',
+    ]);
+    expect(env).toBe('tasks-state-postgresql');
+
+    const events = await k([
+      'get',
+      'events',
+      '-n',
+      namespace,
+      '--field-selector',
+      'involvedObject.kind=TaskApi',
+      '-o',
+      'jsonpath={range .items[*]}{.reason}{"\\n"}{end}',
+    ]);
+    expect(events).toContain('SwapStarted');
+    expect(events).toContain('SwapCompleted');
+    // Progressing is True while pods roll; with kwok the rollout may finish between two polls.
+    expect(seen.progressing || events.includes('SwapStarted')).toBe(true);
+  });
+
+  it('writes nothing on a resync when nothing changed', async () => {
+    const before = await running().counter('taskapi_operator_api_writes_total');
+    const reconcilesBefore = await running().counter('controller_runtime_reconcile_total');
+    // The test operator resyncs every 2 s: wait for at least two resyncs.
+    await waitUntil(
+      async () => (await running().counter('controller_runtime_reconcile_total')) >= reconcilesBefore + 2,
+      {
+        what: 'two resync passes',
+        timeoutMs: 20_000,
+      },
+    );
+    expect(await running().counter('taskapi_operator_api_writes_total')).toBe(before);
+  });
+
+  it('never puts a Secret value in its logs, Events or status', async () => {
+    const everything = [
+      readFileSync(running().process.logFile, 'utf8'),
+      await k(['get', 'events', '-n', namespace, '-o', 'yaml']),
+      await k(['get', 'taskapis', '-n', namespace, '-o', 'yaml']),
+    ].join('\n');
+    expect(everything).not.toContain(REDIS_PASSWORD);
+    expect(everything).not.toContain('dev-postgres-password');
+  });
+});
+
+describe('drift and deletion', () => {
+  const namespace = 'op-drift';
+  beforeAll(async () => {
+    await createNamespaceWithSecrets(namespace);
+    await k(['apply', '-f', '-'], taskApiManifest('drifty', namespace));
+    await waitReady('drifty', namespace);
+  });
+
+  it('restores a child deleted by hand', async () => {
+    const uid = await k(['get', 'service', 'drifty', '-n', namespace, '-o', 'jsonpath={.metadata.uid}']);
+    await k(['delete', 'service', 'drifty', '-n', namespace]);
+    await k(['delete', 'component.dapr.io/drifty-pubsub', '-n', namespace]);
+    await waitUntil(
+      async () => {
+        const result = await kubectl(kubeconfig, [
+          'get',
+          'service/drifty',
+          'component.dapr.io/drifty-pubsub',
+          '-n',
+          namespace,
+          '-o',
+          'jsonpath={.items[0].metadata.uid}',
+        ]);
+        return result.exitCode === 0 && result.stdout !== '' && result.stdout !== uid;
+      },
+      { what: 'the Service and Component to come back', timeoutMs: 20_000 },
+    );
+  });
+
+  it('restores a field edited by hand', async () => {
+    await k(['scale', 'deployment', 'drifty', '-n', namespace, '--replicas=4']);
+    await k([
+      'patch',
+      'component.dapr.io/drifty-state-redis',
+      '-n',
+      namespace,
+      '--type',
+      'merge',
+      '-p',
+      '{"scopes":["intruder"]}',
+    ]);
+    await waitUntil(
+      async () =>
+        (await k(['get', 'deployment', 'drifty', '-n', namespace, '-o', 'jsonpath={.spec.replicas}'])) === '1' &&
+        (await k(['get', 'component.dapr.io/drifty-state-redis', '-n', namespace, '-o', 'jsonpath={.scopes}'])) ===
+          '["drifty"]',
+      { what: 'the replicas and scopes to be restored', timeoutMs: 20_000 },
+    );
+  });
+
+  it('has its children garbage-collected when the TaskApi is deleted', async () => {
+    await k(['delete', 'taskapi', 'drifty', '-n', namespace]);
+    await waitUntil(
+      async () =>
+        (
+          await k([
+            'get',
+            'deployments,services,components.dapr.io,subscriptions.dapr.io,roles',
+            '-n',
+            namespace,
+            '-l',
+            'app.kubernetes.io/instance=drifty',
+            '-o',
+            'name',
+          ])
+        ).trim() === '',
+      { what: 'the garbage collector to delete every child', timeoutMs: 60_000 },
+    );
+  });
+});
+
+describe('Secrets', () => {
+  const namespace = 'op-secrets';
+  beforeAll(async () => {
+    await k(['create', 'namespace', namespace]);
+  });
+
+  it('reports Degraded naming the missing Secret, and recovers when it appears', async () => {
+    await k(['apply', '-f', '-'], taskApiManifest('waiting', namespace));
+    await waitUntil(
+      async () => {
+        const taskApi = await json<TaskApiObject>(['get', 'taskapi', 'waiting', '-n', namespace]);
+        const degraded = condition(taskApi, 'Degraded');
+        return degraded?.status === 'True' && degraded.message.includes('Secret "taskapi-redis"');
+      },
+      { what: 'Degraded naming the Secret', timeoutMs: 20_000 },
+    );
+    const taskApi = await json<TaskApiObject>(['get', 'taskapi', 'waiting', '-n', namespace]);
+    expect(condition(taskApi, 'Ready')).toMatchObject({ status: 'False', reason: 'SecretMissing' });
+    const deployments = await kubectl(kubeconfig, ['get', 'deployment', 'waiting', '-n', namespace]);
+    expect(deployments.exitCode).not.toBe(0);
+
+    await k(['create', 'secret', 'generic', 'taskapi-redis', '-n', namespace, '--from-literal=password=x']);
+    await waitReady('waiting', namespace);
+    const recovered = await json<TaskApiObject>(['get', 'taskapi', 'waiting', '-n', namespace]);
+    expect(condition(recovered, 'Degraded')?.status).toBe('False');
+  });
+
+  it('refuses to swap onto a backend whose Secret key is missing, and leaves the running backend untouched', async () => {
+    await k(['create', 'secret', 'generic', 'taskapi-postgresql', '-n', namespace, '--from-literal=wrong-key=x']);
+    const template = await k(['get', 'deployment', 'waiting', '-n', namespace, '-o', 'jsonpath={.spec.template}']);
+    await k([
+      'patch',
+      'taskapi',
+      'waiting',
+      '-n',
+      namespace,
+      '--type',
+      'merge',
+      '-p',
+      '{"spec":{"stateBackend":"postgresql"}}',
+    ]);
+    await waitUntil(
+      async () => {
+        const taskApi = await json<TaskApiObject>(['get', 'taskapi', 'waiting', '-n', namespace]);
+        return (
+          condition(taskApi, 'Degraded')?.message.includes('key "connectionString" in Secret "taskapi-postgresql"') ??
+          false
+        );
+      },
+      { what: 'Degraded naming the missing key', timeoutMs: 20_000 },
+    );
+    const taskApi = await json<TaskApiObject>(['get', 'taskapi', 'waiting', '-n', namespace]);
+    expect(taskApi.status?.stateBackend).toBe('redis');
+    expect(taskApi.status?.swap?.phase).toBe('Blocked');
+    expect(condition(taskApi, 'Ready')?.status).toBe('True');
+    expect(await k(['get', 'deployment', 'waiting', '-n', namespace, '-o', 'jsonpath={.spec.template}'])).toBe(
+      template,
+    );
+    const components = await k(['get', 'components.dapr.io', '-n', namespace, '-o', 'name']);
+    expect(components).not.toContain('waiting-state-postgresql');
+  });
+});
+
+describe('two TaskApis in one namespace', () => {
+  it('do not collide: each gets its own children, scoped to its own app-id', async () => {
+    const namespace = 'op-two';
+    await createNamespaceWithSecrets(namespace);
+    await k(
+      ['apply', '-f', '-'],
+      [taskApiManifest('alpha', namespace), taskApiManifest('beta', namespace, { stateBackend: 'postgresql' })].join(
+        '---\n',
+      ),
+    );
+    await waitReady('alpha', namespace);
+    await waitReady('beta', namespace);
+    const table = await k(['get', 'taskapis', '-n', namespace]);
+    expect(table).toMatch(/^alpha\s+redis\s+True/m);
+    expect(table).toMatch(/^beta\s+postgresql\s+True/m);
+    const scopes = await k([
+      'get',
+      'components.dapr.io',
+      '-n',
+      namespace,
+      '-o',
+      'jsonpath={range .items[*]}{.metadata.name}={.scopes[0]}{"\\n"}{end}',
+    ]);
+    expect(scopes.trim().split('\n').sort()).toEqual([
+      'alpha-pubsub=alpha',
+      'alpha-secrets=alpha',
+      'alpha-state-redis=alpha',
+      'beta-pubsub=beta',
+      'beta-secrets=beta',
+      'beta-state-postgresql=beta',
+    ]);
+  });
+});
+
+describe('bad input', () => {
+  const namespace = 'op-bad';
+  beforeAll(async () => {
+    await k(['create', 'namespace', namespace]);
+  });
+  const redis = { host: 'redis:6379' };
+  const cases: [string, Record<string, unknown>, RegExp, string?][] = [
+    ['no image', { image: undefined }, /spec\.image: Required value/],
+    ['empty image', { image: '' }, /spec\.image/],
+    ['negative replicas', { replicas: -1 }, /spec\.replicas.*greater than or equal to 0/],
+    ['too many replicas', { replicas: 101 }, /spec\.replicas.*less than or equal to 100/],
+    ['replicas as text', { replicas: 'two' }, /spec\.replicas/],
+    ['privileged app port', { appPort: 80 }, /spec\.appPort/],
+    ['app port out of range', { appPort: 70000 }, /spec\.appPort/],
+    ['unknown backend', { stateBackend: 'mongodb' }, /spec\.stateBackend: Unsupported value: "mongodb"/],
+    [
+      'postgresql without settings',
+      { stateBackend: 'postgresql', postgresql: undefined },
+      /spec\.postgresql is required when spec\.stateBackend is postgresql/,
+    ],
+    [
+      'redis without settings',
+      { redis: undefined, pubsub: { redis } },
+      /spec\.redis is required when spec\.stateBackend is redis/,
+    ],
+    ['pub/sub without Redis', { stateBackend: 'postgresql', redis: undefined }, /pub\/sub needs Redis/],
+    ['empty Redis host', { redis: { host: '' } }, /spec\.redis\.host/],
+    ['Redis host with spaces', { redis: { host: 'not a host' } }, /spec\.redis\.host/],
+    [
+      'Secret ref without key',
+      { redis: { host: 'redis:6379', passwordSecretRef: { name: 'x' } } },
+      /spec\.redis\.passwordSecretRef\.key: Required value/,
+    ],
+    [
+      'Secret name not DNS',
+      { redis: { host: 'redis:6379', passwordSecretRef: { name: 'Bad_Name', key: 'k' } } },
+      /spec\.redis\.passwordSecretRef\.name/,
+    ],
+    [
+      'PostgreSQL without Secret ref',
+      { postgresql: {} },
+      /spec\.postgresql\.connectionStringSecretRef: Required value/,
+    ],
+    [
+      'bad table name',
+      { postgresql: { connectionStringSecretRef: { name: 'p', key: 'c' }, tableName: 'Bad-Table' } },
+      /spec\.postgresql\.tableName/,
+    ],
+    ['bad topic', { pubsub: { topic: 'bad topic!' } }, /spec\.pubsub\.topic/],
+    ['bad notification app-id', { notifications: { appId: 'Bad_App' } }, /spec\.notifications\.appId/],
+    [
+      'notifications to itself',
+      { notifications: { appId: 'bad-input' } },
+      /spec\.notifications\.appId must differ from metadata\.name/,
+      'bad-input',
+    ],
+    ['unknown log level', { dapr: { logLevel: 'verbose' } }, /spec\.dapr\.logLevel: Unsupported value: "verbose"/],
+    ['API logging as text', { dapr: { enableApiLogging: 'sometimes' } }, /spec\.dapr\.enableApiLogging/],
+    ['CPU not a quantity', { resources: { limits: { cpu: 'lots' } } }, /spec\.resources\.limits\.cpu/],
+    ['unknown field', { colour: 'blue' }, /unknown field "spec\.colour"/],
+    ['name too long', {}, /metadata\.name must be a lowercase DNS label of at most 40 characters/, 'a'.repeat(41)],
+  ];
+
+  it.each(cases)('refuses %s with a message naming the field', async (label, spec, message, givenName) => {
+    const name = givenName ?? `bad-${String(cases.findIndex(([other]) => other === label))}`;
+    const manifest = stringify({
+      apiVersion: 'taskapi.dev/v1alpha1',
+      kind: 'TaskApi',
+      metadata: { name, namespace },
+      spec: Object.fromEntries(
+        Object.entries({ image: 'registry.example/taskapi:1', redis, ...spec } as Record<string, unknown>).filter(
+          ([, value]) => value !== undefined,
+        ),
+      ),
+    });
+    const result = await kubectl(kubeconfig, ['apply', '-f', '-'], manifest);
+    expect(result.exitCode).not.toBe(0);
+    expect(result.stderr).toMatch(message);
+    expect((await kubectl(kubeconfig, ['get', 'taskapi', name, '-n', namespace])).exitCode).not.toBe(0);
+  });
+});
+
+describe('install manifests', () => {
+  it('config/default applies cleanly on the server (dry run)', async () => {
+    await k(['create', 'namespace', 'taskapi-system']);
+    const result = await kubectl(kubeconfig, ['apply', '-k', 'config/default', '--dry-run=server']);
+    expect(result.stderr).not.toMatch(/error/i);
+    expect(result.stdout).toMatch(
+      /deployment\.apps\/taskapi-operator (created|configured|serverside-applied|unchanged) \(server dry run\)/,
+    );
+    expect(result.exitCode).toBe(0);
+  });
+});
+
+describe('leader election', () => {
+  it('lets exactly one of two operators reconcile, and hands over when the leader is killed', async () => {
+    await running().stop();
+    const namespace = 'op-leader';
+    await createNamespaceWithSecrets(namespace);
+    const env = {
+      LEADER_ELECT: 'true',
+      LEADER_ELECTION_NAMESPACE: namespace,
+      LEASE_DURATION_SECONDS: '3',
+      RENEW_DEADLINE_SECONDS: '2',
+      RETRY_PERIOD_SECONDS: '0.5',
+    };
+    const first = await startOperator({ kubeconfig, logDir, name: 'operator-a', env });
+    const second = await startOperator({ kubeconfig, logDir, name: 'operator-b', env });
+    const holder = () =>
+      k(['get', 'lease', 'taskapi-operator', '-n', namespace, '-o', 'jsonpath={.spec.holderIdentity}']);
+    try {
+      await waitUntil(async () => ['operator-a', 'operator-b'].includes(await holder()), {
+        what: 'a leader',
+        timeoutMs: 20_000,
+      });
+      const leaderName = await holder();
+      const [leader, follower] = leaderName === 'operator-a' ? [first, second] : [second, first];
+
+      await k(['apply', '-f', '-'], taskApiManifest('led', namespace));
+      await waitReady('led', namespace);
+      expect(await leader.counter('controller_runtime_reconcile_total')).toBeGreaterThan(0);
+      expect(await follower.counter('controller_runtime_reconcile_total')).toBe(0);
+
+      leader.process.kill('SIGKILL');
+      await waitUntil(async () => (await holder()) === follower.name, {
+        what: 'the follower to take over',
+        timeoutMs: 20_000,
+      });
+      await k(['apply', '-f', '-'], taskApiManifest('after-handover', namespace));
+      await waitReady('after-handover', namespace);
+      expect(await follower.counter('controller_runtime_reconcile_total')).toBeGreaterThan(0);
+
+      // A graceful stop finishes its work, hands the Lease back and exits 0.
+      follower.process.kill('SIGTERM');
+      expect(await follower.process.exited).toEqual({ code: 0, signal: null });
+      expect(await holder()).toBe('');
+    } finally {
+      await first.stop();
+      await second.stop();
+    }
+  });
+});
