@@ -7,6 +7,8 @@ export default defineConfig({
     pool: 'forks',
     // Two cores: the control plane, daprd and the stores need CPU too.
     maxWorkers: 2,
+    // The JSON report lets .ci/run print a plain 'N passed, N failed' line.
+    reporters: ['default', ['json', { outputFile: 'test-results.json' }]],
     projects: [
       {
         test: {

@@ -1,0 +1,156 @@
+/**
+ * bench/reconcile: N TaskApis on the real test bed.
+ *
+ *   baseline  a bare client creates the N TaskApis and server-side-applies the
+ *             very objects the builders render (same concurrency), then waits
+ *             until every task Deployment is available;
+ *   operator  the operator process does the same from N created TaskApis, until
+ *             every TaskApi reports Ready.
+ * Both in one run, on one test bed; prints the ratio (goal <= 1.3), the writes
+ * one no-op resync of all N makes (goal 0), and the operator's RSS (goal <=
+ * 64 MiB + 20 KiB per TaskApi).
+ *
+ *   npm run bench:reconcile            # N=1000
+ *   BENCH_N=200 npm run bench:reconcile
+ */
+import { KubeConfig } from '@kubernetes/client-node';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { stringify } from 'yaml';
+import { parseSpec, type TaskApi } from '../src/api/taskapi.ts';
+import { desiredChildren, type Manifest } from '../src/controller/desired.ts';
+import { KubeClient } from '../src/controller/kube.ts';
+import { DEFAULT_BUILD_SETTINGS } from '../src/controller/resources/deployment.ts';
+import { kubectlOk } from '../testbed/harness/kubectl.ts';
+import { startOperator } from '../testbed/harness/operator.ts';
+import { waitUntil } from '../testbed/harness/process.ts';
+import { startTestbed } from '../testbed/harness/testbed.ts';
+
+const N = Number(process.env['BENCH_N'] ?? 1000);
+const CONCURRENCY = 8;
+const spec = {
+  image: 'registry.example/taskapi:1',
+  redis: { host: 'redis:6379', passwordSecretRef: { name: 'taskapi-redis', key: 'password' } },
+};
+
+const seconds = (ms: number): string => `${(ms / 1000).toFixed(1)} s`;
+
+/** Runs `work` over `items` with at most `limit` in flight. */
+async function pool<T>(items: T[], limit: number, work: (item: T) => Promise<void>): Promise<void> {
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: limit }, async () => {
+      while (next < items.length) await work(items[next++] as T);
+    }),
+  );
+}
+
+const testbed = await startTestbed();
+const { kubeconfig } = testbed.controlPlane;
+const k = (args: string[], input?: string) => kubectlOk(kubeconfig, args, input);
+const config = new KubeConfig();
+config.loadFromFile(kubeconfig);
+const client = new KubeClient(config);
+
+try {
+  await k(['apply', '--server-side', '-f', 'crds/taskapi.dev_taskapis.yaml']);
+  await k(['wait', '--for=condition=Established', 'crd/taskapis.taskapi.dev', '--timeout=30s']);
+  const names = Array.from({ length: N }, (_, index) => `bench-${String(index).padStart(4, '0')}`);
+
+  async function prepareNamespace(namespace: string): Promise<void> {
+    await k(['create', 'namespace', namespace]);
+    await k(['create', 'secret', 'generic', 'taskapi-redis', '-n', namespace, '--from-literal=password=bench']);
+  }
+  const createTaskApi = (namespace: string, name: string) =>
+    client.apply<TaskApi>({
+      apiVersion: 'taskapi.dev/v1alpha1',
+      kind: 'TaskApi',
+      metadata: { name, namespace },
+      spec,
+    } as never);
+
+  // Baseline: a bare client doing the same writes.
+  await prepareNamespace('baseline');
+  const baselineStart = performance.now();
+  await pool(names, CONCURRENCY, async (name) => {
+    const created = await createTaskApi('baseline', name);
+    const taskApi: TaskApi = { ...created, spec: parseSpec(spec) };
+    const children = desiredChildren(
+      taskApi,
+      { podBackend: 'redis', stateBackends: ['redis'] },
+      DEFAULT_BUILD_SETTINGS,
+    );
+    await Promise.all(children.map((child) => client.apply(child)));
+  });
+  await waitUntil(
+    async () => {
+      const available = await k([
+        'get',
+        'deployments',
+        '-n',
+        'baseline',
+        '-o',
+        'jsonpath={range .items[*]}{.status.availableReplicas}{"\\n"}{end}',
+      ]);
+      return available.split('\n').filter((line) => line === '1').length === N;
+    },
+    { what: 'every baseline Deployment to be available', timeoutMs: 1_800_000, intervalMs: 500 },
+  );
+  const baselineMs = performance.now() - baselineStart;
+  console.log(`baseline (bare client, ${N} TaskApis): ${seconds(baselineMs)}`);
+  await k(['delete', 'namespace', 'baseline', '--wait=true', '--timeout=600s']);
+
+  // The operator.
+  const operator = await startOperator({
+    kubeconfig,
+    logDir: join(testbed.dir, 'operator'),
+    env: { OPERATOR_CONCURRENCY: String(CONCURRENCY), OPERATOR_RESYNC_SECONDS: '60', LOG_LEVEL: 'warn' },
+  });
+  await prepareNamespace('operated');
+  const operatorStart = performance.now();
+  await pool(names, CONCURRENCY, async (name) => {
+    await createTaskApi('operated', name);
+  });
+  await waitUntil(
+    async () => {
+      const ready = await k([
+        'get',
+        'taskapis',
+        '-n',
+        'operated',
+        '-o',
+        'jsonpath={range .items[*]}{.status.conditions[?(@.type=="Ready")].status}{"\\n"}{end}',
+      ]);
+      return ready.split('\n').filter((line) => line === 'True').length === N;
+    },
+    { what: 'every TaskApi to be Ready', timeoutMs: 1_800_000, intervalMs: 500, watch: [operator.process] },
+  );
+  const operatorMs = performance.now() - operatorStart;
+  console.log(`operator (${N} TaskApis to Ready):   ${seconds(operatorMs)}`);
+
+  // One no-op resync of all N: wait until N more reconciles happened with nothing changed.
+  await new Promise((resolve) => setTimeout(resolve, 5_000));
+  const writesBefore = await operator.counter('taskapi_operator_api_writes_total');
+  const reconcilesBefore = await operator.counter('controller_runtime_reconcile_total');
+  await waitUntil(async () => (await operator.counter('controller_runtime_reconcile_total')) >= reconcilesBefore + N, {
+    what: 'a full resync',
+    timeoutMs: 300_000,
+    intervalMs: 1_000,
+  });
+  const resyncWrites = (await operator.counter('taskapi_operator_api_writes_total')) - writesBefore;
+  const rssKiB = Number(
+    /VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${String(operator.process.pid)}/status`, 'utf8'))?.[1],
+  );
+  const rssBudgetKiB = 64 * 1024 + 20 * N;
+
+  console.log('\nbench/reconcile');
+  console.log(`  TaskApis                          ${N}`);
+  console.log(`  operator / bare client time       ${(operatorMs / baselineMs).toFixed(2)}  (goal <= 1.3)`);
+  console.log(`  writes in one no-op resync        ${resyncWrites}  (goal 0)`);
+  console.log(
+    `  operator RSS                      ${(rssKiB / 1024).toFixed(1)} MiB of ${(rssBudgetKiB / 1024).toFixed(1)} MiB budget: ${(rssKiB / rssBudgetKiB).toFixed(2)} (goal <= 1)`,
+  );
+  await operator.stop();
+} finally {
+  await testbed.stop();
+}
