@@ -16,7 +16,6 @@
 import { KubeConfig } from '@kubernetes/client-node';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { stringify } from 'yaml';
 import { parseSpec, type TaskApi } from '../src/api/taskapi.ts';
 import { desiredChildren, type Manifest } from '../src/controller/desired.ts';
 import { KubeClient } from '../src/controller/kube.ts';
@@ -61,13 +60,10 @@ try {
     await k(['create', 'namespace', namespace]);
     await k(['create', 'secret', 'generic', 'taskapi-redis', '-n', namespace, '--from-literal=password=bench']);
   }
-  const createTaskApi = (namespace: string, name: string) =>
-    client.apply<TaskApi>({
-      apiVersion: 'taskapi.dev/v1alpha1',
-      kind: 'TaskApi',
-      metadata: { name, namespace },
-      spec,
-    } as never);
+  const createTaskApi = async (namespace: string, name: string): Promise<TaskApi> => {
+    const manifest: Manifest = { apiVersion: 'taskapi.dev/v1alpha1', kind: 'TaskApi', metadata: { name, namespace } };
+    return (await client.apply({ ...manifest, spec } as Manifest)) as unknown as TaskApi;
+  };
 
   // Baseline: a bare client doing the same writes.
   await prepareNamespace('baseline');
