@@ -1,6 +1,7 @@
 /** Operator settings from the environment, validated: a bad value stops start-up with the variable named. */
 import { hostname } from 'node:os';
 import { z } from 'zod';
+import type { LeaderElectionOptions } from './leader.ts';
 
 const seconds = (fallback: number) => z.coerce.number().positive().default(fallback);
 const port = (fallback: number) => z.coerce.number().int().min(0).max(65535).default(fallback);
@@ -26,16 +27,7 @@ const environmentSchema = z.object({
 export interface OperatorSettings {
   concurrency: number;
   resyncPeriodMs: number;
-  leaderElection:
-    | {
-        namespace: string;
-        leaseName: string;
-        identity: string;
-        leaseDurationMs: number;
-        renewDeadlineMs: number;
-        retryPeriodMs: number;
-      }
-    | undefined;
+  leaderElection: LeaderElectionOptions | undefined;
   metricsPort: number;
   healthPort: number;
   bindAddress: string;

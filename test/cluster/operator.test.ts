@@ -73,6 +73,20 @@ async function createNamespaceWithSecrets(namespace: string): Promise<void> {
   ]);
 }
 
+/** The one field edit a user makes to move a TaskApi to another state store. */
+const switchBackend = (name: string, namespace: string, backend: string) =>
+  k([
+    'patch',
+    'taskapi',
+    name,
+    '-n',
+    namespace,
+    '--type',
+    'merge',
+    '-p',
+    JSON.stringify({ spec: { stateBackend: backend } }),
+  ]);
+
 const waitReady = (name: string, namespace: string) =>
   k(['wait', '--for=condition=Ready', `taskapi/${name}`, '-n', namespace, '--timeout=60s']);
 
@@ -187,17 +201,7 @@ describe('a TaskApi applied with kubectl', () => {
     )
       .trim()
       .split('\n');
-    await k([
-      'patch',
-      'taskapi',
-      'tasks',
-      '-n',
-      namespace,
-      '--type',
-      'merge',
-      '-p',
-      '{"spec":{"stateBackend":"postgresql"}}',
-    ]);
+    await switchBackend('tasks', namespace, 'postgresql');
 
     // Watch the swap: the Redis Component may only go once status says the pods run on PostgreSQL.
     const seen = { progressing: false, postgresComponent: false, redisGoneEarly: false };
@@ -379,17 +383,7 @@ describe('Secrets', () => {
   it('refuses to swap onto a backend whose Secret key is missing, and leaves the running backend untouched', async () => {
     await k(['create', 'secret', 'generic', 'taskapi-postgresql', '-n', namespace, '--from-literal=wrong-key=x']);
     const template = await k(['get', 'deployment', 'waiting', '-n', namespace, '-o', 'jsonpath={.spec.template}']);
-    await k([
-      'patch',
-      'taskapi',
-      'waiting',
-      '-n',
-      namespace,
-      '--type',
-      'merge',
-      '-p',
-      '{"spec":{"stateBackend":"postgresql"}}',
-    ]);
+    await switchBackend('waiting', namespace, 'postgresql');
     await waitUntil(
       async () => {
         const taskApi = await json<TaskApiObject>(['get', 'taskapi', 'waiting', '-n', namespace]);
