@@ -22,7 +22,7 @@ import { containsDesired } from './compare.ts';
 import { desiredChildren, type Manifest, type Placement } from './desired.ts';
 import { ownerKey, type Informer } from './informers.ts';
 import { KubeApiError, type KubeClient } from './kube.ts';
-import { RENDERED_HASH_ANNOTATION } from './names.ts';
+import { COMPONENT_LABEL, RENDERED_HASH_ANNOTATION } from './names.ts';
 import type { BuildSettings } from './resources/deployment.ts';
 import { canonicalJson } from './resources/hash.ts';
 import { computeStatus, type PassOutcome } from './status.ts';
@@ -152,10 +152,7 @@ async function applyChildren(ctx: ReconcileContext, desired: Manifest[]): Promis
         containsDesired(manifest, live)
           ? live
           : await ctx.kube.apply(manifest);
-      if (
-        manifest.kind === 'Deployment' &&
-        manifest.metadata.labels?.['app.kubernetes.io/component'] === 'task-service'
-      ) {
+      if (manifest.kind === 'Deployment' && manifest.metadata.labels?.[COMPONENT_LABEL] === 'task-service') {
         deployment = current;
       }
     }),
