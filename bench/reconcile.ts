@@ -70,6 +70,10 @@ try {
 
   // Baseline: a bare client doing the same writes.
   await prepareNamespace('baseline');
+  let baselineWrites = 0;
+  client.onWrite.push(() => {
+    baselineWrites++;
+  });
   const baselineStart = performance.now();
   await pool(names, CONCURRENCY, async (name) => {
     const created = await createTaskApi('baseline', name);
@@ -96,6 +100,7 @@ try {
     { what: 'every baseline Deployment to be available', timeoutMs: 1_800_000, intervalMs: 500 },
   );
   const baselineMs = performance.now() - baselineStart;
+  client.onWrite.length = 0;
   console.log(`baseline (bare client, ${N} TaskApis): ${seconds(baselineMs)}`);
   await k(['delete', 'namespace', 'baseline', '--wait=true', '--timeout=600s']);
 
@@ -132,6 +137,8 @@ try {
     { what: 'every TaskApi to be Ready', timeoutMs: 1_800_000, intervalMs: 500, watch: [operator.process] },
   );
   const operatorMs = performance.now() - operatorStart;
+  const reconcilesToReady = await operator.counter('controller_runtime_reconcile_total');
+  const writesToReady = await operator.counter('taskapi_operator_api_writes_total');
   console.log(`operator (${N} TaskApis to Ready):   ${seconds(operatorMs)}`);
 
   // One no-op resync of all N: wait until N more reconciles happened with nothing changed.
@@ -158,6 +165,9 @@ try {
   console.log(`  writes in one no-op resync        ${resyncWrites}  (goal 0)`);
   console.log(
     `  operator RSS                      ${(rssKiB / 1024).toFixed(1)} MiB of ${(rssBudgetKiB / 1024).toFixed(1)} MiB budget: ${(rssKiB / rssBudgetKiB).toFixed(2)} (goal <= 1)`,
+  );
+  console.log(
+    `  reconciles / writes per TaskApi   ${(reconcilesToReady / N).toFixed(1)} / ${(writesToReady / N).toFixed(1)}  (the bare client: ${((baselineWrites - N) / N).toFixed(1)} writes)`,
   );
   console.log(
     `  operator V8 heap                  ${heapUsedMiB.toFixed(1)} MiB used of ${heapTotalMiB.toFixed(1)} MiB allocated`,
