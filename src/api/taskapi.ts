@@ -274,6 +274,18 @@ export const rootRules = celRules(
   },
 );
 
+/**
+ * Secret keys the pods need to run on `backends`: each state store's credentials,
+ * the pub/sub Redis password and the API token. One list for preflight and RBAC.
+ */
+export function secretRefsFor(spec: TaskApiSpec, backends: readonly StateBackend[]): SecretKeyRef[] {
+  const state = backends.map((backend) =>
+    backend === 'redis' ? spec.redis?.passwordSecretRef : spec.postgresql?.connectionStringSecretRef,
+  );
+  const pubsub = (spec.pubsub.redis ?? spec.redis)?.passwordSecretRef;
+  return [...state, pubsub, spec.apiTokenSecretRef].filter((ref) => ref !== undefined);
+}
+
 /** Parses a spec, applying defaults; throws a ZodError naming the field when it is invalid. */
 export function parseSpec(input: unknown): TaskApiSpec {
   return specSchema.parse(input);

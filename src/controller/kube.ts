@@ -52,7 +52,6 @@ export const isNotFound = (error: unknown): boolean => error instanceof KubeApiE
 const statusApplyOptions = setHeaderOptions('Content-Type', PatchStrategy.ServerSideApply);
 
 export class KubeClient {
-  readonly config: KubeConfig;
   private readonly objects: KubernetesObjectApi;
   private readonly core: CoreV1Api;
   private readonly customObjects: CustomObjectsApi;
@@ -60,7 +59,6 @@ export class KubeClient {
   readonly onWrite: ((verb: string, kind: string) => void)[] = [];
 
   constructor(config: KubeConfig) {
-    this.config = config;
     this.objects = KubernetesObjectApi.makeApiClient(config);
     this.core = config.makeApiClient(CoreV1Api);
     this.customObjects = config.makeApiClient(CustomObjectsApi);

@@ -10,14 +10,7 @@
  */
 import type { KubernetesObject, V1Deployment } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
-import {
-  specSchema,
-  type SecretKeyRef,
-  type StateBackend,
-  type TaskApi,
-  type TaskApiSpec,
-  type TaskApiStatus,
-} from '../api/taskapi.ts';
+import { secretRefsFor, specSchema, type StateBackend, type TaskApi, type TaskApiStatus } from '../api/taskapi.ts';
 import { containsDesired } from './compare.ts';
 import { desiredChildren, type Manifest, type Placement } from './desired.ts';
 import { ownerKey, type Informer } from './informers.ts';
@@ -110,16 +103,9 @@ export function place(
   return { podBackend: target, stateBackends: [target] };
 }
 
-/** Secret references the pods would need on `backend`. */
-function secretRefsFor(spec: TaskApiSpec, backend: StateBackend): SecretKeyRef[] {
-  const state = backend === 'redis' ? spec.redis?.passwordSecretRef : spec.postgresql?.connectionStringSecretRef;
-  const pubsub = (spec.pubsub.redis ?? spec.redis)?.passwordSecretRef;
-  return [state, pubsub, spec.apiTokenSecretRef].filter((ref) => ref !== undefined);
-}
-
 /** What is missing among the referenced Secrets and keys, named for a person. Reads key names only, never values. */
 async function preflight(ctx: ReconcileContext, taskApi: TaskApi, backend: StateBackend): Promise<string[]> {
-  const refs = secretRefsFor(taskApi.spec, backend);
+  const refs = secretRefsFor(taskApi.spec, [backend]);
   const keysBySecret = new Map<string, Promise<string[] | undefined>>();
   for (const ref of refs) {
     if (!keysBySecret.has(ref.name))

@@ -3,19 +3,12 @@
  * its TaskApi references (through the Dapr Kubernetes secret store), nothing else.
  */
 import type { V1Role, V1RoleBinding, V1ServiceAccount } from '@kubernetes/client-node';
-import type { TaskApi } from '../../api/taskapi.ts';
+import { secretRefsFor, STATE_BACKENDS, type TaskApi } from '../../api/taskapi.ts';
 import { names, ownedMetadata } from '../names.ts';
 
 /** Names of every Secret the TaskApi references, sorted and without duplicates. */
 export function referencedSecretNames(taskApi: TaskApi): string[] {
-  const { redis, postgresql, pubsub, apiTokenSecretRef } = taskApi.spec;
-  const refs = [
-    redis?.passwordSecretRef,
-    postgresql?.connectionStringSecretRef,
-    pubsub.redis?.passwordSecretRef,
-    apiTokenSecretRef,
-  ];
-  return [...new Set(refs.flatMap((ref) => (ref ? [ref.name] : [])))].sort();
+  return [...new Set(secretRefsFor(taskApi.spec, STATE_BACKENDS).map((ref) => ref.name))].sort();
 }
 
 export const buildServiceAccount = (taskApi: TaskApi): V1ServiceAccount => ({
