@@ -19,7 +19,8 @@
 import { KubeConfig } from '@kubernetes/client-node';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { parseSpec, type TaskApi } from '../src/api/taskapi.ts';
+import type { TaskApi } from '../src/api/resource.ts';
+import { parseSpec } from '../src/api/taskapi.ts';
 import { desiredChildren, type Manifest } from '../src/controller/desired.ts';
 import { KubeClient } from '../src/controller/kube.ts';
 import { DEFAULT_BUILD_SETTINGS } from '../src/controller/resources/deployment.ts';

@@ -4,7 +4,8 @@
  * test fails when the two drift.
  */
 import { z } from 'zod';
-import { API_VERSION, GROUP, KIND, PLURAL, rootRules, specSchema, statusSchema, VERSION } from './taskapi.ts';
+import { API_VERSION, GROUP, KIND, PLURAL, VERSION } from './resource.ts';
+import { rootRules, specSchema, statusSchema } from './taskapi.ts';
 
 type JsonSchema = Record<string, unknown>;
 

@@ -3,16 +3,7 @@
  * the CRD's openAPIV3Schema (descriptions, defaults, CEL rules) and defaulting.
  */
 import { z } from 'zod';
-
-export const GROUP = 'taskapi.dev';
-export const VERSION = 'v1alpha1';
-export const API_VERSION = `${GROUP}/${VERSION}`;
-export const KIND = 'TaskApi';
-export const PLURAL = 'taskapis';
-
-/** The state stores a TaskApi can run on; the names are also Dapr component type suffixes. */
-export const STATE_BACKENDS = ['redis', 'postgresql'] as const;
-export type StateBackend = (typeof STATE_BACKENDS)[number];
+import { STATE_BACKENDS, SWAP_PHASES } from './resource.ts';
 
 /** A CEL rule as the apiserver evaluates it (`x-kubernetes-validations`). */
 interface CelRule {
@@ -193,9 +184,6 @@ export type TaskApiSpec = z.infer<typeof specSchema>;
 /** A spec as written by a user, before defaults. */
 export type TaskApiSpecInput = z.input<typeof specSchema>;
 
-export const CONDITION_TYPES = ['Ready', 'Progressing', 'Degraded'] as const;
-export type ConditionType = (typeof CONDITION_TYPES)[number];
-
 export const conditionSchema = z.object({
   type: z.string().describe('Ready, Progressing or Degraded.'),
   status: z.enum(['True', 'False', 'Unknown']),
@@ -205,9 +193,6 @@ export const conditionSchema = z.object({
   lastTransitionTime: z.string().describe('When status last changed (RFC 3339).'),
 });
 export type Condition = z.infer<typeof conditionSchema>;
-
-export const SWAP_PHASES = ['Preflight', 'RollingOut', 'Completed', 'Blocked'] as const;
-export type SwapPhase = (typeof SWAP_PHASES)[number];
 
 export const statusSchema = z
   .object({
@@ -237,27 +222,6 @@ export const statusSchema = z
   .describe('Observed state, written by the operator.');
 export type TaskApiStatus = z.infer<typeof statusSchema>;
 
-export interface ObjectMeta {
-  name: string;
-  namespace: string;
-  uid: string;
-  generation?: number;
-  resourceVersion?: string;
-  labels?: Record<string, string>;
-  annotations?: Record<string, string>;
-  deletionTimestamp?: string;
-  creationTimestamp?: string;
-}
-
-/** A TaskApi as read from the API server: spec defaulted by the apiserver, validated by zod. */
-export interface TaskApi {
-  apiVersion: typeof API_VERSION;
-  kind: typeof KIND;
-  metadata: ObjectMeta;
-  spec: TaskApiSpec;
-  status?: TaskApiStatus;
-}
-
 /** Root-level rules: the only place CEL can see metadata.name. */
 export const rootRules = celRules(
   {
@@ -273,18 +237,6 @@ export const rootRules = celRules(
     reason: 'FieldValueInvalid',
   },
 );
-
-/**
- * Secret keys the pods need to run on `backends`: each state store's credentials,
- * the pub/sub Redis password and the API token. One list for preflight and RBAC.
- */
-export function secretRefsFor(spec: TaskApiSpec, backends: readonly StateBackend[]): SecretKeyRef[] {
-  const state = backends.map((backend) =>
-    backend === 'redis' ? spec.redis?.passwordSecretRef : spec.postgresql?.connectionStringSecretRef,
-  );
-  const pubsub = (spec.pubsub.redis ?? spec.redis)?.passwordSecretRef;
-  return [...state, pubsub, spec.apiTokenSecretRef].filter((ref) => ref !== undefined);
-}
 
 /** Parses a spec, applying defaults; throws a ZodError naming the field when it is invalid. */
 export function parseSpec(input: unknown): TaskApiSpec {

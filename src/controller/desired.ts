@@ -3,7 +3,7 @@
  * Which backend the pods run on, and which state Components exist, are decided
  * by the reconciler (they depend on the swap's progress) and passed in.
  */
-import type { StateBackend, TaskApi } from '../api/taskapi.ts';
+import type { StateBackend, TaskApi } from '../api/resource.ts';
 import { RENDERED_HASH_ANNOTATION } from './names.ts';
 import { buildPubsubComponent, buildSecretStoreComponent, buildStateComponent } from './resources/components.ts';
 import { buildNotificationDeployment, buildTaskDeployment, type BuildSettings } from './resources/deployment.ts';

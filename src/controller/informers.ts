@@ -7,7 +7,7 @@
  */
 import { KubernetesObjectApi, ListWatch, Watch, type KubeConfig, type KubernetesObject } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
-import { API_VERSION, KIND } from '../api/taskapi.ts';
+import { API_VERSION, KIND } from '../api/resource.ts';
 import { toKubeApiError } from './kube.ts';
 import { MANAGED_BY, MANAGED_BY_LABEL } from './names.ts';
 

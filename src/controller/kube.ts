@@ -14,7 +14,8 @@ import {
   type KubernetesObject,
 } from '@kubernetes/client-node';
 import { randomBytes } from 'node:crypto';
-import { GROUP, KIND, PLURAL, VERSION, type TaskApi, type TaskApiStatus } from '../api/taskapi.ts';
+import { GROUP, KIND, PLURAL, VERSION, type TaskApi } from '../api/resource.ts';
+import type { TaskApiStatus } from '../api/taskapi.ts';
 import type { Manifest } from './desired.ts';
 import { FIELD_MANAGER } from './names.ts';
 

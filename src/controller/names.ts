@@ -2,8 +2,7 @@
  * Deterministic names and labels of everything a TaskApi owns; one place, so
  * builders, pruning and tests agree.
  */
-import type { StateBackend, TaskApi } from '../api/taskapi.ts';
-import { API_VERSION, KIND } from '../api/taskapi.ts';
+import { API_VERSION, KIND, type StateBackend, type TaskApi } from '../api/resource.ts';
 
 export const FIELD_MANAGER = 'taskapi-operator';
 export const MANAGED_BY_LABEL = 'app.kubernetes.io/managed-by';

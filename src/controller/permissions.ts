@@ -4,7 +4,7 @@
  * watched and their status written; Secrets are only read (preflight, key names);
  * Events are created. Rendered into config/rbac by `npm run generate`.
  */
-import { GROUP, PLURAL } from '../api/taskapi.ts';
+import { GROUP, PLURAL } from '../api/resource.ts';
 import { CHILD_KINDS } from './informers.ts';
 
 export interface PolicyRule {

@@ -10,7 +10,8 @@
  */
 import type { KubernetesObject, V1Deployment } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
-import { secretRefsFor, specSchema, type StateBackend, type TaskApi, type TaskApiStatus } from '../api/taskapi.ts';
+import { secretRefsFor, type StateBackend, type TaskApi } from '../api/resource.ts';
+import { specSchema, type TaskApiStatus } from '../api/taskapi.ts';
 import { containsDesired } from './compare.ts';
 import { desiredChildren, type Manifest, type Placement } from './desired.ts';
 import { ownerKey, type Informer } from './informers.ts';

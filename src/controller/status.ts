@@ -4,7 +4,8 @@
  * status stays the same, so an unchanged world computes an unchanged status.
  */
 import type { V1Deployment } from '@kubernetes/client-node';
-import type { Condition, ConditionType, StateBackend, TaskApi, TaskApiStatus } from '../api/taskapi.ts';
+import type { ConditionType, StateBackend, TaskApi } from '../api/resource.ts';
+import type { Condition, TaskApiStatus } from '../api/taskapi.ts';
 
 export interface PassOutcome {
   /** Backend the pods run on (or are rolling to); undefined while nothing can run yet. */

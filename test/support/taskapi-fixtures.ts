@@ -1,4 +1,5 @@
-import { parseSpec, type TaskApi, type TaskApiSpecInput } from '../../src/api/taskapi.ts';
+import type { TaskApi } from '../../src/api/resource.ts';
+import { parseSpec, type TaskApiSpecInput } from '../../src/api/taskapi.ts';
 
 /** A TaskApi as the operator sees it after the apiserver defaulted it. */
 export function taskApiFixture(spec: Partial<TaskApiSpecInput> = {}, name = 'tasks', namespace = 'team-a'): TaskApi {

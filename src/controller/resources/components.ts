@@ -4,7 +4,8 @@
  * safely, and credentials are only `secretKeyRef`s resolved through the
  * TaskApi's own secret store.
  */
-import type { RedisSettings, SecretKeyRef, StateBackend, TaskApi } from '../../api/taskapi.ts';
+import type { StateBackend, TaskApi } from '../../api/resource.ts';
+import type { RedisSettings, SecretKeyRef } from '../../api/taskapi.ts';
 import { names, ownedMetadata, type ChildRole, type OwnedMetadata } from '../names.ts';
 
 export interface ComponentMetadataItem {

@@ -3,7 +3,8 @@
  * service: one image, two entry points, each with an injected Dapr sidecar.
  */
 import type { V1Container, V1Deployment, V1ResourceRequirements } from '@kubernetes/client-node';
-import type { Resources, StateBackend, TaskApi } from '../../api/taskapi.ts';
+import type { StateBackend, TaskApi } from '../../api/resource.ts';
+import type { Resources } from '../../api/taskapi.ts';
 import {
   COMPONENTS_HASH_ANNOTATION,
   names,

@@ -3,7 +3,7 @@
  * its TaskApi references (through the Dapr Kubernetes secret store), nothing else.
  */
 import type { V1Role, V1RoleBinding, V1ServiceAccount } from '@kubernetes/client-node';
-import { secretRefsFor, STATE_BACKENDS, type TaskApi } from '../../api/taskapi.ts';
+import { secretRefsFor, STATE_BACKENDS, type TaskApi } from '../../api/resource.ts';
 import { names, ownedMetadata } from '../names.ts';
 
 /** Names of every Secret the TaskApi references, sorted and without duplicates. */

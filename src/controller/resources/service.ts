@@ -1,5 +1,5 @@
 import type { V1Service } from '@kubernetes/client-node';
-import type { TaskApi } from '../../api/taskapi.ts';
+import type { TaskApi } from '../../api/resource.ts';
 import { names, ownedMetadata, selectorLabels, type ChildRole } from '../names.ts';
 
 function service(taskApi: TaskApi, name: string, role: ChildRole): V1Service {

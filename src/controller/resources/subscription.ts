@@ -1,4 +1,4 @@
-import type { TaskApi } from '../../api/taskapi.ts';
+import type { TaskApi } from '../../api/resource.ts';
 import { names, ownedMetadata, type OwnedMetadata } from '../names.ts';
 
 /** The route the task service serves task events on. */
