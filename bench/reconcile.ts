@@ -16,13 +16,13 @@
  *     runs the operator with those Node flags and MALLOC_ARENA_MAX=2, to measure
  *     how much of its RSS is unreturned heap peak rather than live data.
  */
-import { KubeConfig } from '@kubernetes/client-node';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { TaskApi } from '../src/api/resource.ts';
 import { parseSpec } from '../src/api/taskapi.ts';
 import { desiredChildren, type Manifest } from '../src/controller/desired.ts';
 import { KubeClient } from '../src/controller/kube.ts';
+import { loadConnection } from '../src/controller/kubeconfig.ts';
 import { DEFAULT_BUILD_SETTINGS } from '../src/controller/resources/deployment.ts';
 import { kubectlOk } from '../testbed/harness/kubectl.ts';
 import { startOperator } from '../testbed/harness/operator.ts';
@@ -51,9 +51,7 @@ async function pool<T>(items: T[], limit: number, work: (item: T) => Promise<voi
 const testbed = await startTestbed();
 const { kubeconfig } = testbed.controlPlane;
 const k = (args: string[], input?: string) => kubectlOk(kubeconfig, args, input);
-const config = new KubeConfig();
-config.loadFromFile(kubeconfig);
-const client = new KubeClient(config);
+const client = new KubeClient(await loadConnection({ KUBECONFIG: kubeconfig }));
 
 try {
   await k(['apply', '--server-side', '-f', 'crds/taskapi.dev_taskapis.yaml']);

@@ -3,14 +3,15 @@
  * reconcile for one key at a time each, several keys at once; failures are
  * retried with per-key backoff and a periodic resync re-queues everything.
  */
-import type { KubeConfig, KubernetesObject } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
-import { CHILD_KINDS, Informer, MANAGED_SELECTOR, ownerKey, TASKAPI_KIND } from './informers.ts';
+import { Informer, MANAGED_SELECTOR } from './informers.ts';
+import { CHILD_KINDS, TASKAPI_KIND } from './kinds.ts';
 import type { KubeClient } from './kube.ts';
 import { CONTROLLER_NAME, type OperatorMetrics } from './metrics.ts';
 import { WorkQueue } from './queue.ts';
 import { reconcile, TerminalError, type ReconcileContext } from './reconcile.ts';
 import type { BuildSettings } from './resources/deployment.ts';
+import { childSnapshot, taskApiSnapshot, type ChildSnapshot, type TaskApiSnapshot } from './snapshot.ts';
 
 export interface ControllerOptions {
   /** Keys reconciled at once. */
@@ -21,8 +22,8 @@ export interface ControllerOptions {
 
 export class Controller {
   private readonly queue: WorkQueue;
-  private readonly taskApis: Informer;
-  private readonly children: Map<string, Informer>;
+  private readonly taskApis: Informer<TaskApiSnapshot>;
+  private readonly children: Map<string, Informer<ChildSnapshot>>;
   private readonly context: ReconcileContext;
   private readonly options: ControllerOptions;
   private readonly metrics: OperatorMetrics;
@@ -32,7 +33,6 @@ export class Controller {
   private synced = false;
 
   constructor(
-    config: KubeConfig,
     kube: KubeClient,
     settings: BuildSettings,
     options: ControllerOptions,
@@ -43,9 +43,9 @@ export class Controller {
     this.metrics = metrics;
     this.logger = logger;
     this.queue = new WorkQueue(undefined, metrics.queueObserver());
-    this.taskApis = new Informer(config, TASKAPI_KIND, logger);
+    this.taskApis = new Informer(kube, TASKAPI_KIND, taskApiSnapshot, logger);
     this.children = new Map(
-      CHILD_KINDS.map((info) => [info.kind, new Informer(config, info, logger, MANAGED_SELECTOR)]),
+      CHILD_KINDS.map((info) => [info.kind, new Informer(kube, info, childSnapshot, logger, MANAGED_SELECTOR)]),
     );
     this.context = { kube, taskApis: this.taskApis, children: this.children, settings, logger, now: () => new Date() };
   }
@@ -56,14 +56,12 @@ export class Controller {
   }
 
   async start(): Promise<void> {
-    this.taskApis.onEvent((object) => {
-      const { namespace, name } = object.metadata ?? {};
-      if (namespace && name) this.queue.add(`${namespace}/${name}`);
+    this.taskApis.onEvent(({ metadata }) => {
+      this.queue.add(`${metadata.namespace}/${metadata.name}`);
     });
     for (const informer of this.children.values()) {
-      informer.onEvent((object: KubernetesObject) => {
-        const key = ownerKey(object);
-        if (key) this.queue.add(key);
+      informer.onEvent(({ metadata, owner }) => {
+        if (owner) this.queue.add(`${metadata.namespace}/${owner}`);
       });
     }
     await Promise.all([this.taskApis.start(), ...[...this.children.values()].map((informer) => informer.start())]);
@@ -78,10 +76,7 @@ export class Controller {
 
   /** Queues every TaskApi in the cache. */
   resync(): void {
-    for (const object of this.taskApis.list()) {
-      const { namespace, name } = object.metadata ?? {};
-      if (namespace && name) this.queue.add(`${namespace}/${name}`);
-    }
+    for (const { metadata } of this.taskApis.list()) this.queue.add(`${metadata.namespace}/${metadata.name}`);
   }
 
   /** Stops taking work, lets in-flight reconciles finish, then stops watching. */

@@ -1,121 +1,217 @@
 /**
  * Informers: a local cache of TaskApis and of every kind the operator owns,
- * kept current by list + watch, each event mapped to the owning TaskApi's key.
- *
- * client-node's ListWatch restarts itself after a watch timeout or a 410, but
- * stops for good on any other error; `Informer` restarts it with backoff.
+ * kept current by list + watch, as client-go's reflector does it: list in pages,
+ * watch from the list's resourceVersion with bookmarks, watch again when the
+ * server ends the stream, list again when the version has expired (410), back
+ * off on any other failure. The cache holds snapshots (snapshot.ts), not whole
+ * objects.
  */
-import { KubernetesObjectApi, ListWatch, Watch, type KubeConfig, type KubernetesObject } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
-import { API_VERSION, KIND } from '../api/resource.ts';
-import { toKubeApiError } from './kube.ts';
+import { resourcePath, type KindInfo } from './kinds.ts';
+import { KubeApiError, type KubeClient, type WatchEvent, type WatchStream } from './kube.ts';
 import { MANAGED_BY, MANAGED_BY_LABEL } from './names.ts';
-
-export interface KindInfo {
-  apiVersion: string;
-  kind: string;
-  /** URL path of the collection across namespaces. */
-  path: string;
-}
-
-/** Every kind a TaskApi owns; the operator watches and prunes exactly these. */
-export const CHILD_KINDS: readonly KindInfo[] = [
-  { apiVersion: 'apps/v1', kind: 'Deployment', path: '/apis/apps/v1/deployments' },
-  { apiVersion: 'v1', kind: 'Service', path: '/api/v1/services' },
-  { apiVersion: 'v1', kind: 'ServiceAccount', path: '/api/v1/serviceaccounts' },
-  { apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'Role', path: '/apis/rbac.authorization.k8s.io/v1/roles' },
-  {
-    apiVersion: 'rbac.authorization.k8s.io/v1',
-    kind: 'RoleBinding',
-    path: '/apis/rbac.authorization.k8s.io/v1/rolebindings',
-  },
-  { apiVersion: 'dapr.io/v1alpha1', kind: 'Component', path: '/apis/dapr.io/v1alpha1/components' },
-  { apiVersion: 'dapr.io/v2alpha1', kind: 'Subscription', path: '/apis/dapr.io/v2alpha1/subscriptions' },
-];
-
-export const TASKAPI_KIND: KindInfo = {
-  apiVersion: API_VERSION,
-  kind: KIND,
-  path: '/apis/taskapi.dev/v1alpha1/taskapis',
-};
+import type { RawObject, Snapshot } from './snapshot.ts';
 
 export const MANAGED_SELECTOR = `${MANAGED_BY_LABEL}=${MANAGED_BY}`;
 
-const RESTART_DELAY_MS = { base: 500, max: 30_000 };
+/** Small pages: a page of Deployments is parsed whole before it is trimmed to snapshots. */
+const LIST_PAGE_SIZE = 100;
+/** The server ends each watch after this long (client-go picks 5-10 minutes at random). */
+const WATCH_TIMEOUT_SECONDS = 300;
+const RETRY_DELAY_MS = { base: 500, max: 30_000 };
 
-export class Informer {
+/** The resourceVersion a watch asked for is gone from the server's window; only a new list helps. */
+class ExpiredError extends Error {}
+
+export class Informer<T extends Snapshot> {
   readonly info: KindInfo;
-  private readonly inner: ListWatch<KubernetesObject>;
+  private readonly kube: KubeClient;
+  private readonly toSnapshot: (object: RawObject) => T;
+  private readonly labelSelector: string | undefined;
   private readonly logger: Logger;
-  private restartDelayMs = RESTART_DELAY_MS.base;
-  private restartTimer: NodeJS.Timeout | undefined;
+  private readonly store = new Map<string, Map<string, T>>();
+  private readonly handlers: ((snapshot: T) => void)[] = [];
+  private resourceVersion = '';
+  private stream: WatchStream | undefined;
   private stopped = false;
+  private wake: (() => void) | undefined;
+  private running: Promise<void> | undefined;
 
-  constructor(config: KubeConfig, info: KindInfo, logger: Logger, labelSelector?: string) {
+  constructor(
+    kube: KubeClient,
+    info: KindInfo,
+    toSnapshot: (object: RawObject) => T,
+    logger: Logger,
+    labelSelector?: string,
+  ) {
+    this.kube = kube;
     this.info = info;
+    this.toSnapshot = toSnapshot;
+    this.labelSelector = labelSelector;
     this.logger = logger.child({ kind: info.kind });
-    const objects = KubernetesObjectApi.makeApiClient(config);
-    const list = () =>
-      objects.list(info.apiVersion, info.kind, undefined, undefined, undefined, undefined, undefined, labelSelector);
-    this.inner = new ListWatch(info.path, new Watch(config), list, false, labelSelector);
-    this.inner.on('connect', () => {
-      this.restartDelayMs = RESTART_DELAY_MS.base;
-    });
-    this.inner.on('error', (error: unknown) => {
-      if (this.stopped) return;
-      const err = toKubeApiError(`list/watch ${info.kind}`, error);
-      this.logger.warn({ err, retryInMs: this.restartDelayMs }, 'watch failed; restarting');
-      this.restartTimer = setTimeout(() => void this.startWithRetry(), this.restartDelayMs);
-      this.restartDelayMs = Math.min(this.restartDelayMs * 2, RESTART_DELAY_MS.max);
-    });
   }
 
   /** Calls `handler` with every added, changed or deleted object. */
-  onEvent(handler: (object: KubernetesObject) => void): void {
-    this.inner.on('add', handler);
-    this.inner.on('update', handler);
-    this.inner.on('delete', handler);
+  onEvent(handler: (snapshot: T) => void): void {
+    this.handlers.push(handler);
   }
 
-  /**
-   * Resolves once the first list is in the cache. ListWatch.start() also returns
-   * when that list failed (it reports the error instead); a list that succeeded
-   * leaves a resource version behind.
-   */
+  /** Resolves once the first list is in the cache (retrying until it is); then keeps the cache current. */
   async start(): Promise<void> {
-    await this.inner.start();
-    while (!this.stopped && this.inner.latestResourceVersion() === '') {
-      await new Promise((resolve) => setTimeout(resolve, 100));
+    let delayMs = RETRY_DELAY_MS.base;
+    while (!this.stopped) {
+      try {
+        await this.relist();
+        break;
+      } catch (error) {
+        this.logger.warn({ err: error, retryInMs: delayMs }, 'list failed; retrying');
+        await this.sleep(delayMs);
+        delayMs = Math.min(delayMs * 2, RETRY_DELAY_MS.max);
+      }
     }
-  }
-
-  private async startWithRetry(): Promise<void> {
-    try {
-      await this.inner.start();
-    } catch (error) {
-      // The error handler above already scheduled the next try.
-      this.logger.debug({ err: error }, 'watch restart failed');
-    }
+    this.running = this.watchLoop();
   }
 
   async stop(): Promise<void> {
     this.stopped = true;
-    clearTimeout(this.restartTimer);
-    await this.inner.stop();
+    this.stream?.stop();
+    this.wake?.();
+    await this.running;
   }
 
-  get(namespace: string, name: string): KubernetesObject | undefined {
-    return this.inner.get(name, namespace);
+  get(namespace: string, name: string): T | undefined {
+    return this.store.get(namespace)?.get(name);
   }
 
-  list(namespace?: string): readonly KubernetesObject[] {
-    return this.inner.list(namespace);
+  list(namespace?: string): T[] {
+    if (namespace !== undefined) return [...(this.store.get(namespace)?.values() ?? [])];
+    return [...this.store.values()].flatMap((objects) => [...objects.values()]);
   }
-}
 
-/** The key of the TaskApi that controls `object`, if any. */
-export function ownerKey(object: KubernetesObject): string | undefined {
-  const owner = object.metadata?.ownerReferences?.find((ref) => ref.controller && ref.kind === KIND);
-  const namespace = object.metadata?.namespace;
-  return owner && namespace ? `${namespace}/${owner.name}` : undefined;
+  private emit(snapshot: T): void {
+    for (const handler of this.handlers) handler(snapshot);
+  }
+
+  private put(snapshot: T): void {
+    const { namespace, name } = snapshot.metadata;
+    let objects = this.store.get(namespace);
+    if (!objects) this.store.set(namespace, (objects = new Map<string, T>()));
+    objects.set(name, snapshot);
+  }
+
+  private remove(snapshot: T): void {
+    const { namespace, name } = snapshot.metadata;
+    const objects = this.store.get(namespace);
+    objects?.delete(name);
+    if (objects?.size === 0) this.store.delete(namespace);
+  }
+
+  private get query() {
+    return { labelSelector: this.labelSelector };
+  }
+
+  /** Lists everything, then tells handlers what changed against the cache (deleted objects included). */
+  private async relist(): Promise<void> {
+    const path = resourcePath(this.info);
+    const seen = new Map<string, T>();
+    let next: string | undefined;
+    let resourceVersion = '';
+    do {
+      const page = await this.kube.list(`list ${this.info.kind}`, path, {
+        ...this.query,
+        limit: LIST_PAGE_SIZE,
+        continue: next,
+      });
+      for (const item of page.items) {
+        // List items carry no apiVersion/kind of their own.
+        const snapshot = this.toSnapshot({ ...item, apiVersion: this.apiVersion, kind: this.info.kind });
+        seen.set(`${snapshot.metadata.namespace}/${snapshot.metadata.name}`, snapshot);
+      }
+      resourceVersion ||= page.metadata.resourceVersion;
+      next = page.metadata.continue || undefined;
+    } while (next);
+    for (const old of this.list()) {
+      if (!seen.has(`${old.metadata.namespace}/${old.metadata.name}`)) {
+        this.remove(old);
+        this.emit(old);
+      }
+    }
+    for (const snapshot of seen.values()) {
+      const old = this.get(snapshot.metadata.namespace, snapshot.metadata.name);
+      this.put(snapshot);
+      if (old?.metadata.resourceVersion !== snapshot.metadata.resourceVersion) this.emit(snapshot);
+    }
+    this.resourceVersion = resourceVersion;
+  }
+
+  private get apiVersion(): string {
+    return this.info.group ? `${this.info.group}/${this.info.version}` : this.info.version;
+  }
+
+  private handle(event: WatchEvent): void {
+    const { type, object } = event;
+    if (type === 'ERROR') {
+      if (object.code === 410) throw new ExpiredError(object.message);
+      throw new KubeApiError(
+        `watch ${this.info.kind}`,
+        object.code ?? 500,
+        object.reason ?? 'Unknown',
+        object.message ?? '',
+      );
+    }
+    this.resourceVersion = object.metadata?.resourceVersion ?? this.resourceVersion;
+    if (type === 'BOOKMARK') return;
+    const snapshot = this.toSnapshot(object);
+    if (type === 'DELETED') this.remove(snapshot);
+    else this.put(snapshot);
+    this.emit(snapshot);
+  }
+
+  private async watchLoop(): Promise<void> {
+    let delayMs = RETRY_DELAY_MS.base;
+    while (!this.stopped) {
+      try {
+        if (!this.resourceVersion) await this.relist();
+        this.stream = this.kube.watch(
+          `watch ${this.info.kind}`,
+          resourcePath(this.info),
+          {
+            ...this.query,
+            resourceVersion: this.resourceVersion,
+            allowWatchBookmarks: true,
+            timeoutSeconds: WATCH_TIMEOUT_SECONDS,
+          },
+          (event) => {
+            this.handle(event);
+          },
+        );
+        await this.stream.done;
+        delayMs = RETRY_DELAY_MS.base;
+      } catch (error) {
+        if (this.isStopped()) return;
+        if (error instanceof ExpiredError || (error instanceof KubeApiError && error.statusCode === 410)) {
+          this.resourceVersion = '';
+          continue;
+        }
+        this.logger.warn({ err: error, retryInMs: delayMs }, 'list/watch failed; retrying');
+        await this.sleep(delayMs);
+        delayMs = Math.min(delayMs * 2, RETRY_DELAY_MS.max);
+      }
+    }
+  }
+
+  /** A method, not the field: stop() flips it while the loop awaits. */
+  private isStopped(): boolean {
+    return this.stopped;
+  }
+
+  private sleep(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const timer = setTimeout(resolve, ms);
+      this.wake = () => {
+        clearTimeout(timer);
+        resolve();
+      };
+    });
+  }
 }

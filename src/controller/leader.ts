@@ -5,9 +5,25 @@
  * so clock skew between nodes does not matter. A leader that cannot renew
  * within the renew deadline stops leading.
  */
-import { CoordinationV1Api, V1MicroTime, type KubeConfig, type V1Lease } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
-import { isNotFound, KubeApiError, toKubeApiError } from './kube.ts';
+import { LEASE_KIND, resourcePath } from './kinds.ts';
+import { isNotFound, KubeApiError, type KubeClient } from './kube.ts';
+
+interface Lease {
+  apiVersion: 'coordination.k8s.io/v1';
+  kind: 'Lease';
+  metadata: { name: string; namespace: string; resourceVersion?: string };
+  spec?: {
+    holderIdentity?: string;
+    leaseDurationSeconds?: number;
+    acquireTime?: string;
+    renewTime?: string;
+    leaseTransitions?: number;
+  };
+}
+
+/** metav1.MicroTime: RFC 3339 with exactly six fractional digits, or the API server refuses it. */
+const microTime = (date: Date): string => date.toISOString().replace(/Z$/, '000Z');
 
 export interface LeaderElectionOptions {
   namespace: string;
@@ -19,7 +35,7 @@ export interface LeaderElectionOptions {
 }
 
 export class LeaderElector {
-  private readonly api: CoordinationV1Api;
+  private readonly kube: KubeClient;
   private readonly options: LeaderElectionOptions;
   private readonly logger: Logger;
   private observed: { record: string; at: number } | undefined;
@@ -27,8 +43,8 @@ export class LeaderElector {
   private leading = false;
   private wake: (() => void) | undefined;
 
-  constructor(config: KubeConfig, options: LeaderElectionOptions, logger: Logger) {
-    this.api = config.makeApiClient(CoordinationV1Api);
+  constructor(kube: KubeClient, options: LeaderElectionOptions, logger: Logger) {
+    this.kube = kube;
     this.options = options;
     this.logger = logger.child({ lease: `${options.namespace}/${options.leaseName}`, identity: options.identity });
   }
@@ -71,7 +87,7 @@ export class LeaderElector {
     try {
       const lease = await this.read();
       if (lease?.spec?.holderIdentity !== this.options.identity) return;
-      const now = new V1MicroTime();
+      const now = microTime(new Date());
       Object.assign(lease.spec, { holderIdentity: '', leaseDurationSeconds: 1, renewTime: now, acquireTime: now });
       await this.replace(lease);
       this.logger.info('released leadership');
@@ -95,48 +111,47 @@ export class LeaderElector {
     });
   }
 
-  private async read(): Promise<V1Lease | undefined> {
+  private get path(): string {
+    return resourcePath(LEASE_KIND, this.options.namespace, this.options.leaseName);
+  }
+
+  private async read(): Promise<Lease | undefined> {
     try {
-      return await this.api.readNamespacedLease({ name: this.options.leaseName, namespace: this.options.namespace });
+      return await this.kube.send<Lease>('read Lease', 'GET', this.path);
     } catch (error) {
-      const wrapped = toKubeApiError('read Lease', error);
-      if (isNotFound(wrapped)) return undefined;
-      throw wrapped;
+      if (isNotFound(error)) return undefined;
+      throw error;
     }
   }
 
-  private async replace(lease: V1Lease): Promise<void> {
-    await this.api.replaceNamespacedLease({
-      name: this.options.leaseName,
-      namespace: this.options.namespace,
-      body: lease,
-    });
+  private async replace(lease: Lease): Promise<void> {
+    await this.kube.send('update Lease', 'PUT', this.path, {}, lease);
   }
 
   private async tryAcquireOrRenew(): Promise<boolean> {
     const { identity, leaseDurationMs, leaseName, namespace } = this.options;
-    const now = new V1MicroTime();
+    const now = microTime(new Date());
     const leaseDurationSeconds = Math.ceil(leaseDurationMs / 1000);
     try {
       const lease = await this.read();
       if (!lease) {
-        await this.api.createNamespacedLease({
-          namespace,
-          body: {
-            metadata: { name: leaseName, namespace },
-            spec: {
-              holderIdentity: identity,
-              leaseDurationSeconds,
-              acquireTime: now,
-              renewTime: now,
-              leaseTransitions: 0,
-            },
+        const lease: Lease = {
+          apiVersion: 'coordination.k8s.io/v1',
+          kind: 'Lease',
+          metadata: { name: leaseName, namespace },
+          spec: {
+            holderIdentity: identity,
+            leaseDurationSeconds,
+            acquireTime: now,
+            renewTime: now,
+            leaseTransitions: 0,
           },
-        });
+        };
+        await this.kube.send('create Lease', 'POST', resourcePath(LEASE_KIND, namespace), {}, lease);
         return true;
       }
       const spec = lease.spec ?? {};
-      const record = `${spec.holderIdentity ?? ''}|${String(spec.renewTime?.valueOf())}|${spec.leaseDurationSeconds ?? ''}`;
+      const record = `${spec.holderIdentity ?? ''}|${spec.renewTime ?? ''}|${spec.leaseDurationSeconds ?? ''}`;
       if (this.observed?.record !== record) this.observed = { record, at: Date.now() };
       const heldByOther = spec.holderIdentity && spec.holderIdentity !== identity;
       const expiresAt = this.observed.at + (spec.leaseDurationSeconds ?? leaseDurationSeconds) * 1000;
@@ -153,10 +168,9 @@ export class LeaderElector {
       await this.replace(lease);
       return true;
     } catch (error) {
-      const wrapped = toKubeApiError('acquire or renew Lease', error);
       // 409: someone else wrote the Lease first; that is the election working, not a failure.
-      if (!(wrapped instanceof KubeApiError && wrapped.statusCode === 409)) {
-        this.logger.warn({ err: wrapped }, 'lease update failed');
+      if (!(error instanceof KubeApiError && error.statusCode === 409)) {
+        this.logger.warn({ err: error }, 'lease update failed');
       }
       return false;
     }

@@ -3,11 +3,11 @@
  * election, the controller, and a graceful shutdown on SIGTERM/SIGINT
  * (in-flight reconciles finish, the Lease is handed back).
  */
-import { KubeConfig } from '@kubernetes/client-node';
 import { createServer, type Server } from 'node:http';
 import { pino } from 'pino';
 import { Controller } from './controller.ts';
 import { KubeClient } from './kube.ts';
+import { loadConnection } from './kubeconfig.ts';
 import { LeaderElector } from './leader.ts';
 import { OperatorMetrics } from './metrics.ts';
 import { DEFAULT_BUILD_SETTINGS } from './resources/deployment.ts';
@@ -15,16 +15,15 @@ import { settingsFromEnv } from './settings.ts';
 
 const settings = settingsFromEnv(process.env);
 const logger = pino({ level: settings.logLevel, base: { component: 'taskapi-operator' } });
-const config = new KubeConfig();
-config.loadFromDefault();
+const connection = await loadConnection();
+logger.info({ server: connection.server, source: connection.source }, 'API server');
 
 const metrics = new OperatorMetrics();
-const kube = new KubeClient(config);
+const kube = new KubeClient(connection);
 kube.onWrite.push((verb, kind) => {
   metrics.writes.inc({ verb, kind });
 });
 const controller = new Controller(
-  config,
   kube,
   DEFAULT_BUILD_SETTINGS,
   { concurrency: settings.concurrency, resyncPeriodMs: settings.resyncPeriodMs },
@@ -32,7 +31,7 @@ const controller = new Controller(
   logger,
 );
 const leaderElection = settings.leaderElection;
-const elector = leaderElection && new LeaderElector(config, leaderElection, logger);
+const elector = leaderElection && new LeaderElector(kube, leaderElection, logger);
 let shuttingDown = false;
 let controllerStarted: Promise<void> | undefined;
 
@@ -57,7 +56,7 @@ const healthServer = listen(settings.healthPort, (path) => {
   return { status: 404, body: 'not found' };
 });
 const metricsServer = listen(settings.metricsPort, (path) =>
-  path === '/metrics' ? { status: 200, body: metrics.registry.metrics() } : { status: 404, body: 'not found' },
+  path === '/metrics' ? { status: 200, body: metrics.registry.render() } : { status: 404, body: 'not found' },
 );
 
 function startController(): void {
@@ -82,6 +81,7 @@ async function shutdown(signal: string): Promise<void> {
   await elector?.stop();
   healthServer.close();
   metricsServer.close();
+  kube.close();
   logger.info('stopped');
   process.exit(0);
 }

@@ -5,7 +5,7 @@
  * Events are created. Rendered into config/rbac by `npm run generate`.
  */
 import { GROUP, PLURAL } from '../api/resource.ts';
-import { CHILD_KINDS } from './informers.ts';
+import { CHILD_KINDS } from './kinds.ts';
 
 export interface PolicyRule {
   apiGroups: string[];
@@ -13,14 +13,10 @@ export interface PolicyRule {
   verbs: string[];
 }
 
-const groupOf = (apiVersion: string): string => (apiVersion.includes('/') ? (apiVersion.split('/')[0] ?? '') : '');
-const pluralOf = (path: string): string => path.slice(path.lastIndexOf('/') + 1);
-
 export function clusterRules(): PolicyRule[] {
   const owned = new Map<string, string[]>();
   for (const info of CHILD_KINDS) {
-    const group = groupOf(info.apiVersion);
-    owned.set(group, [...(owned.get(group) ?? []), pluralOf(info.path)]);
+    owned.set(info.group, [...(owned.get(info.group) ?? []), info.plural]);
   }
   return [
     { apiGroups: [GROUP], resources: [PLURAL], verbs: ['get', 'list', 'watch'] },

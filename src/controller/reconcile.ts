@@ -8,18 +8,18 @@
  * to be retried with backoff, throws TerminalError to stop retrying until the
  * spec changes.
  */
-import type { KubernetesObject, V1Deployment } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import { secretRefsFor, type StateBackend, type TaskApi } from '../api/resource.ts';
-import { specSchema, type TaskApiStatus } from '../api/taskapi.ts';
+import type { TaskApiStatus } from '../api/taskapi.ts';
 import { containsDesired } from './compare.ts';
 import { desiredChildren, type Manifest, type Placement } from './desired.ts';
-import { ownerKey, type Informer } from './informers.ts';
+import type { Informer } from './informers.ts';
 import { KubeApiError, type KubeClient } from './kube.ts';
-import { COMPONENT_LABEL, RENDERED_HASH_ANNOTATION } from './names.ts';
+import { COMPONENT_LABEL } from './names.ts';
 import type { BuildSettings } from './resources/deployment.ts';
 import { canonicalJson } from './resources/hash.ts';
-import { computeStatus, type PassOutcome } from './status.ts';
+import { childSnapshot, type ChildSnapshot, type TaskApiSnapshot } from './snapshot.ts';
+import { computeStatus, type DeploymentState, type PassOutcome } from './status.ts';
 
 /** A failure retrying cannot fix; recorded as a condition, retried only when the spec changes. */
 export class TerminalError extends Error {
@@ -33,9 +33,9 @@ export class TerminalError extends Error {
 
 export interface ReconcileContext {
   kube: KubeClient;
-  taskApis: Informer;
+  taskApis: Informer<TaskApiSnapshot>;
   /** Informers of every owned kind, by kind. */
-  children: ReadonlyMap<string, Informer>;
+  children: ReadonlyMap<string, Informer<ChildSnapshot>>;
   settings: BuildSettings;
   logger: Logger;
   now: () => Date;
@@ -51,17 +51,9 @@ export const MISSING_SECRET_RECHECK_MS = 3_000;
 
 export async function reconcile(ctx: ReconcileContext, key: string): Promise<ReconcileResult> {
   const [namespace = '', name = ''] = key.split('/');
-  const raw = ctx.taskApis.get(namespace, name) as (TaskApi & { spec: unknown }) | undefined;
+  const taskApi = ctx.taskApis.get(namespace, name);
   // Gone or going: the garbage collector removes the children through their owner references.
-  if (!raw || raw.metadata.deletionTimestamp) return {};
-  const parsed = specSchema.safeParse(raw.spec);
-  if (!parsed.success) {
-    throw new TerminalError(
-      'InvalidSpec',
-      parsed.error.issues.map((issue) => `spec.${issue.path.join('.')}: ${issue.message}`).join('; '),
-    );
-  }
-  const taskApi: TaskApi = { ...raw, spec: parsed.data };
+  if (!taskApi || taskApi.metadata.deletionTimestamp) return {};
 
   const running = taskApi.status?.stateBackend;
   const target = taskApi.spec.stateBackend;
@@ -121,26 +113,28 @@ async function preflight(ctx: ReconcileContext, taskApi: TaskApi, backend: State
   return [...missing];
 }
 
-const informerFor = (ctx: ReconcileContext, kind: string): Informer => {
+const informerFor = (ctx: ReconcileContext, kind: string): Informer<ChildSnapshot> => {
   const informer = ctx.children.get(kind);
   if (!informer) throw new Error(`no informer for ${kind}`);
   return informer;
 };
 
-/** Applies each child whose live copy lacks what we render; returns the task Deployment as it now stands. */
-async function applyChildren(ctx: ReconcileContext, desired: Manifest[]): Promise<V1Deployment | undefined> {
-  let deployment: V1Deployment | undefined;
+/**
+ * Applies each child whose live copy lacks what we render (a new rendering, or
+ * someone changed a field we set); returns the task Deployment as it now stands.
+ */
+async function applyChildren(ctx: ReconcileContext, desired: Manifest[]): Promise<DeploymentState | undefined> {
+  let deployment: DeploymentState | undefined;
   await Promise.all(
     desired.map(async (manifest) => {
-      const { namespace, name, annotations } = manifest.metadata;
+      const { namespace, name } = manifest.metadata;
       const live = informerFor(ctx, manifest.kind).get(namespace, name);
       const current =
-        live?.metadata?.annotations?.[RENDERED_HASH_ANNOTATION] === annotations?.[RENDERED_HASH_ANNOTATION] &&
-        containsDesired(manifest, live)
+        live && containsDesired(manifest, JSON.parse(live.applied))
           ? live
-          : await ctx.kube.apply(manifest);
+          : childSnapshot(await ctx.kube.apply(manifest));
       if (manifest.kind === 'Deployment' && manifest.metadata.labels?.[COMPONENT_LABEL] === 'task-service') {
-        deployment = current;
+        deployment = current.rollout;
       }
     }),
   );
@@ -150,21 +144,16 @@ async function applyChildren(ctx: ReconcileContext, desired: Manifest[]): Promis
 /** Deletes children of this TaskApi that are no longer desired (the old state Component after a swap, ...). */
 async function prune(ctx: ReconcileContext, key: string, desired: Manifest[]): Promise<void> {
   const wanted = new Set(desired.map((manifest) => `${manifest.kind}/${manifest.metadata.name}`));
-  const [namespace = ''] = key.split('/');
-  const stale: KubernetesObject[] = [];
-  for (const [kind, informer] of ctx.children) {
-    for (const object of informer.list(namespace)) {
-      if (ownerKey(object) === key && !wanted.has(`${kind}/${object.metadata?.name ?? ''}`)) stale.push(object);
+  const [namespace = '', name = ''] = key.split('/');
+  const stale: ChildSnapshot[] = [];
+  for (const informer of ctx.children.values()) {
+    for (const child of informer.list(namespace)) {
+      if (child.owner === name && !wanted.has(`${child.kind}/${child.metadata.name}`)) stale.push(child);
     }
   }
   await Promise.all(
-    stale.map((object) =>
-      ctx.kube.delete({
-        apiVersion: object.apiVersion ?? '',
-        kind: object.kind ?? '',
-        namespace,
-        name: object.metadata?.name ?? '',
-      }),
+    stale.map((child) =>
+      ctx.kube.delete({ apiVersion: child.apiVersion, kind: child.kind, namespace, name: child.metadata.name }),
     ),
   );
 }

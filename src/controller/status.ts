@@ -3,15 +3,27 @@
  * clock comes in as `now`. A condition keeps its lastTransitionTime while its
  * status stays the same, so an unchanged world computes an unchanged status.
  */
-import type { V1Deployment } from '@kubernetes/client-node';
 import type { ConditionType, StateBackend, TaskApi } from '../api/resource.ts';
 import type { Condition, TaskApiStatus } from '../api/taskapi.ts';
+
+/** What the rollout judgement reads of a Deployment (a V1Deployment has it all). */
+export interface DeploymentState {
+  metadata?: { generation?: number };
+  spec?: { replicas?: number };
+  status?: {
+    observedGeneration?: number;
+    replicas?: number;
+    updatedReplicas?: number;
+    readyReplicas?: number;
+    availableReplicas?: number;
+  };
+}
 
 export interface PassOutcome {
   /** Backend the pods run on (or are rolling to); undefined while nothing can run yet. */
   podBackend: StateBackend | undefined;
   /** The task service's Deployment as it stands after this pass's apply. */
-  deployment: V1Deployment | undefined;
+  deployment: DeploymentState | undefined;
   /** What preflight found missing, for people to read: `Secret "x"`, `key "k" in Secret "x"`. */
   missing: string[];
   /** A failure this pass could not get past, already safe to show (no secret in it). */
@@ -19,7 +31,7 @@ export interface PassOutcome {
 }
 
 /** The Deployment has rolled out its current template: every pod is new and available. */
-export function rolledOut(deployment: V1Deployment | undefined): boolean {
+export function rolledOut(deployment: DeploymentState | undefined): boolean {
   if (!deployment?.status || !deployment.spec) return false;
   const desired = deployment.spec.replicas ?? 1;
   const { observedGeneration = 0, updatedReplicas = 0, replicas = 0, availableReplicas = 0 } = deployment.status;

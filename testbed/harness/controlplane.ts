@@ -202,15 +202,20 @@ async function start(dir: string, processes: ManagedProcess[], stop: () => Promi
   };
 }
 
+/** As JSON, which is YAML too: the operator reads it without loading a YAML parser. */
 function renderKubeconfig(server: string, ca: Buffer, token: string): string {
-  return stringify({
-    apiVersion: 'v1',
-    kind: 'Config',
-    clusters: [{ name: 'testbed', cluster: { server, 'certificate-authority-data': ca.toString('base64') } }],
-    users: [{ name: 'testbed-admin', user: { token } }],
-    contexts: [{ name: 'testbed', context: { cluster: 'testbed', user: 'testbed-admin', namespace: 'default' } }],
-    'current-context': 'testbed',
-  });
+  return JSON.stringify(
+    {
+      apiVersion: 'v1',
+      kind: 'Config',
+      clusters: [{ name: 'testbed', cluster: { server, 'certificate-authority-data': ca.toString('base64') } }],
+      users: [{ name: 'testbed-admin', user: { token } }],
+      contexts: [{ name: 'testbed', context: { cluster: 'testbed', user: 'testbed-admin', namespace: 'default' } }],
+      'current-context': 'testbed',
+    },
+    null,
+    2,
+  );
 }
 
 function httpsGet(url: string, caFile: string, token: string): Promise<number> {
