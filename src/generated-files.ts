@@ -6,10 +6,14 @@ import { buildCrd } from './api/crd.ts';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const header = '# Generated from src/ by `npm run generate`; do not edit.\n';
+const chart = join(root, 'charts', 'taskapi-operator');
 
 /**
- * Files rendered from the code. crds/ is the published CRD; config/crd holds a
- * copy because kustomize only loads files at or below a kustomization.
+ * Files rendered from the code. crds/ is the published CRD; config/crd and the
+ * chart's crds/ hold copies because kustomize only loads files at or below a
+ * kustomization and Helm only installs CRDs from inside the chart. The chart's
+ * RBAC templates read their rules from files/ (`.Files.Get`), so kustomize and
+ * Helm grant the same permissions.
  */
 export function generatedFiles(): Record<string, string> {
   const crd = `${header}${stringify(buildCrd(), { lineWidth: 0 })}`;
@@ -30,6 +34,9 @@ export function generatedFiles(): Record<string, string> {
     [join(root, 'config', 'crd', 'taskapi.dev_taskapis.yaml')]: crd,
     [join(root, 'config', 'rbac', 'role.yaml')]: `${header}${stringify(clusterRole)}`,
     [join(root, 'config', 'rbac', 'leader_election_role.yaml')]: `${header}${stringify(leaderRole)}`,
+    [join(chart, 'crds', 'taskapi.dev_taskapis.yaml')]: crd,
+    [join(chart, 'files', 'cluster-role-rules.yaml')]: `${header}${stringify(clusterRole.rules)}`,
+    [join(chart, 'files', 'leader-election-rules.yaml')]: `${header}${stringify(leaderRole.rules)}`,
   };
 }
 

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Builds the test bed's Go programs (etcd, kube-apiserver, kube-controller-manager,
-# kube-scheduler, kubectl, kwok, daprd) with `go build` through the Go module proxy.
+# kube-scheduler, kubectl, kwok, daprd, helm) with `go build` through the Go module proxy.
 #
 # Each program is built from a wrapper module generated here from the versions in
 # testbed/versions.env, into a cache outside the checkout keyed by version:
@@ -121,6 +121,16 @@ build_daprd() {
     -o "$out/daprd" .
 }
 
+build_helm() {
+  local version=$1 out=$2 major=${1%%.*}
+  go mod init taskapi.dev/testbed/helm >/dev/null 2>&1
+  # Helm's own go.mod picks its k8s.io versions; the wrapper adds nothing to align.
+  go mod edit -go=1.26 -require="helm.sh/helm/$major@$version"
+  CGO_ENABLED=0 go build -trimpath \
+    -ldflags="-s -w -X helm.sh/helm/$major/internal/version.version=$version -X helm.sh/helm/$major/internal/version.gitTreeState=clean" \
+    -o "$out/helm" "helm.sh/helm/$major/cmd/helm"
+}
+
 mkdir -p "$cache/bin"
 # One build at a time per cache: a second caller waits, then finds everything cached.
 exec 9>"$cache/.build.lock"
@@ -129,4 +139,5 @@ build etcd "$ETCD_VERSION" build_etcd etcd
 build kwok "$KWOK_VERSION" build_kwok kwok
 build kubernetes "$KUBERNETES_VERSION" build_kubernetes kube-apiserver kube-controller-manager kube-scheduler kubectl
 build daprd "$DAPR_VERSION" build_daprd daprd
+build helm "$HELM_VERSION" build_helm helm
 log "all test bed binaries ready in $cache/bin"

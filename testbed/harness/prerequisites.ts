@@ -22,6 +22,7 @@ export interface Versions {
   ETCD_VERSION: string;
   KWOK_VERSION: string;
   DAPR_VERSION: string;
+  HELM_VERSION: string;
 }
 
 export const versions: Versions = parseVersions(readFileSync(join(testbedDir, 'versions.env'), 'utf8'));
@@ -42,6 +43,7 @@ function parseVersions(text: string): Versions {
     ETCD_VERSION: read('ETCD_VERSION'),
     KWOK_VERSION: read('KWOK_VERSION'),
     DAPR_VERSION: read('DAPR_VERSION'),
+    HELM_VERSION: read('HELM_VERSION'),
   };
 }
 
@@ -53,12 +55,13 @@ export const cacheDir =
 const buildHint = 'Build it with `npm run setup` (runs testbed/build.sh; a cold build takes about half an hour).';
 
 /** A Go program built by testbed/build.sh, e.g. goBinary('kubernetes', 'kube-apiserver'). */
-export function goBinary(component: 'etcd' | 'kwok' | 'kubernetes' | 'daprd', program: string): string {
+export function goBinary(component: 'etcd' | 'kwok' | 'kubernetes' | 'daprd' | 'helm', program: string): string {
   const version = {
     etcd: versions.ETCD_VERSION,
     kwok: versions.KWOK_VERSION,
     kubernetes: versions.KUBERNETES_VERSION,
     daprd: versions.DAPR_VERSION,
+    helm: versions.HELM_VERSION,
   }[component];
   const dir = join(cacheDir, 'bin', `${component}-${version}`);
   const path = join(dir, program);
@@ -83,6 +86,8 @@ const aptHint = (pkg: string): string =>
 export const redisServerBinary = (): string => systemBinary('redis-server', aptHint('redis-server'));
 /** The kubectl built with the control plane: a kubectl on PATH may be outside the supported version skew. */
 export const kubectlBinary = (): string => goBinary('kubernetes', 'kubectl');
+/** The helm built from the Go module proxy at the pinned version: the chart is tested with that one. */
+export const helmBinary = (): string => goBinary('helm', 'helm');
 
 /** Directory holding initdb, postgres and pg_isready: Debian keeps them out of PATH. */
 export function postgresBinDir(): string {
