@@ -25,7 +25,7 @@ import { KubeClient } from '../src/controller/kube.ts';
 import { loadConnection } from '../src/controller/kubeconfig.ts';
 import { DEFAULT_BUILD_SETTINGS } from '../src/controller/resources/deployment.ts';
 import { kubectlOk } from '../testbed/harness/kubectl.ts';
-import { startOperator } from '../testbed/harness/operator.ts';
+import { buildOperator, startOperator } from '../testbed/harness/operator.ts';
 import { waitUntil } from '../testbed/harness/process.ts';
 import { startTestbed } from '../testbed/harness/testbed.ts';
 
@@ -38,6 +38,15 @@ const spec = {
 
 const seconds = (ms: number): string => `${(ms / 1000).toFixed(1)} s`;
 
+/** CPU seconds a process has used (user + system), from /proc. */
+function cpuSeconds(pid: number | undefined): number {
+  const fields =
+    readFileSync(`/proc/${String(pid)}/stat`, 'utf8')
+      .split(') ')[1]
+      ?.split(' ') ?? [];
+  return (Number(fields[11]) + Number(fields[12])) / 100;
+}
+
 /** Runs `work` over `items` with at most `limit` in flight. */
 async function pool<T>(items: T[], limit: number, work: (item: T) => Promise<void>): Promise<void> {
   let next = 0;
@@ -48,9 +57,11 @@ async function pool<T>(items: T[], limit: number, work: (item: T) => Promise<voi
   );
 }
 
+buildOperator();
 const testbed = await startTestbed();
 const { kubeconfig } = testbed.controlPlane;
 const k = (args: string[], input?: string) => kubectlOk(kubeconfig, args, input);
+const apiserver = testbed.controlPlane.processes.find((child) => child.name === 'kube-apiserver');
 const client = new KubeClient(await loadConnection({ KUBECONFIG: kubeconfig }));
 
 try {
@@ -73,6 +84,7 @@ try {
   client.onWrite.push(() => {
     baselineWrites++;
   });
+  const baselineApiserverCpu = cpuSeconds(apiserver?.pid);
   const baselineStart = performance.now();
   await pool(names, CONCURRENCY, async (name) => {
     const created = await createTaskApi('baseline', name);
@@ -99,6 +111,7 @@ try {
     { what: 'every baseline Deployment to be available', timeoutMs: 1_800_000, intervalMs: 500 },
   );
   const baselineMs = performance.now() - baselineStart;
+  const baselineApiserverSeconds = cpuSeconds(apiserver?.pid) - baselineApiserverCpu;
   client.onWrite.length = 0;
   console.log(`baseline (bare client, ${N} TaskApis): ${seconds(baselineMs)}`);
   await k(['delete', 'namespace', 'baseline', '--wait=true', '--timeout=600s']);
@@ -117,6 +130,7 @@ try {
     },
   });
   await prepareNamespace('operated');
+  const operatorApiserverCpu = cpuSeconds(apiserver?.pid);
   const operatorStart = performance.now();
   await pool(names, CONCURRENCY, async (name) => {
     await createTaskApi('operated', name);
@@ -136,6 +150,8 @@ try {
     { what: 'every TaskApi to be Ready', timeoutMs: 1_800_000, intervalMs: 500, watch: [operator.process] },
   );
   const operatorMs = performance.now() - operatorStart;
+  const operatorApiserverSeconds = cpuSeconds(apiserver?.pid) - operatorApiserverCpu;
+  const operatorCpuSeconds = cpuSeconds(operator.process.pid);
   const reconcilesToReady = await operator.counter('controller_runtime_reconcile_total');
   const writesToReady = await operator.counter('taskapi_operator_api_writes_total');
   console.log(`operator (${N} TaskApis to Ready):   ${seconds(operatorMs)}`);
@@ -167,6 +183,9 @@ try {
   );
   console.log(
     `  reconciles / writes per TaskApi   ${(reconcilesToReady / N).toFixed(1)} / ${(writesToReady / N).toFixed(1)}  (the bare client: ${((baselineWrites - N) / N).toFixed(1)} writes)`,
+  );
+  console.log(
+    `  kube-apiserver CPU                ${operatorApiserverSeconds.toFixed(1)} s vs ${baselineApiserverSeconds.toFixed(1)} s (bare client); operator CPU ${operatorCpuSeconds.toFixed(1)} s`,
   );
   console.log(
     `  operator V8 heap                  ${heapUsedMiB.toFixed(1)} MiB used of ${heapTotalMiB.toFixed(1)} MiB allocated`,

@@ -7,7 +7,7 @@
  */
 import { join } from 'node:path';
 import { kubectlOk } from '../testbed/harness/kubectl.ts';
-import { startOperator } from '../testbed/harness/operator.ts';
+import { buildOperator, startOperator } from '../testbed/harness/operator.ts';
 import { kubectlBinary } from '../testbed/harness/prerequisites.ts';
 import { startTestbed } from '../testbed/harness/testbed.ts';
 
@@ -15,6 +15,9 @@ const exitWhenDone = process.argv.includes('--exit');
 const step = (message: string): void => {
   console.log(`\n==> ${message}`);
 };
+
+step('Compiling the operator (src/ to dist/)');
+buildOperator();
 
 step('Starting the test bed: etcd, kube-apiserver, controller-manager, scheduler, kwok, redis-server, PostgreSQL');
 const testbed = await startTestbed();

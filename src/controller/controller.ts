@@ -4,6 +4,7 @@
  * retried with per-key backoff and a periodic resync re-queues everything.
  */
 import type { Logger } from 'pino';
+import { EventRecorder } from './events.ts';
 import { Informer, MANAGED_SELECTOR } from './informers.ts';
 import { CHILD_KINDS, TASKAPI_KIND } from './kinds.ts';
 import type { KubeClient } from './kube.ts';
@@ -25,6 +26,7 @@ export class Controller {
   private readonly taskApis: Informer<TaskApiSnapshot>;
   private readonly children: Map<string, Informer<ChildSnapshot>>;
   private readonly context: ReconcileContext;
+  private readonly events: EventRecorder;
   private readonly options: ControllerOptions;
   private readonly metrics: OperatorMetrics;
   private readonly logger: Logger;
@@ -47,7 +49,16 @@ export class Controller {
     this.children = new Map(
       CHILD_KINDS.map((info) => [info.kind, new Informer(kube, info, childSnapshot, logger, MANAGED_SELECTOR)]),
     );
-    this.context = { kube, taskApis: this.taskApis, children: this.children, settings, logger, now: () => new Date() };
+    this.events = new EventRecorder(kube, logger);
+    this.context = {
+      kube,
+      events: this.events,
+      taskApis: this.taskApis,
+      children: this.children,
+      settings,
+      logger,
+      now: () => new Date(),
+    };
   }
 
   /** True once every cache holds its first list. */
@@ -84,6 +95,7 @@ export class Controller {
     clearInterval(this.resyncTimer);
     this.queue.shutDown();
     await Promise.all(this.workers);
+    await this.events.flush();
     await Promise.all([this.taskApis.stop(), ...[...this.children.values()].map((informer) => informer.stop())]);
     this.logger.info('controller stopped');
   }

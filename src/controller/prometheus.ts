@@ -117,7 +117,9 @@ export class Histogram extends Metric<HistogramSeries> {
 
   observe(labels: Labels, value: number): void {
     const series = this.at(labels);
-    series.counts = series.counts.map((count, index) => (value <= (this.buckets[index] ?? Infinity) ? count + 1 : count));
+    series.counts = series.counts.map((count, index) =>
+      value <= (this.buckets[index] ?? Infinity) ? count + 1 : count,
+    );
     series.sum += value;
     series.count += 1;
   }

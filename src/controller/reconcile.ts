@@ -13,6 +13,7 @@ import { secretRefsFor, type StateBackend, type TaskApi } from '../api/resource.
 import type { TaskApiStatus } from '../api/taskapi.ts';
 import { containsDesired } from './compare.ts';
 import { desiredChildren, type Manifest, type Placement } from './desired.ts';
+import type { EventRecorder, EventType } from './events.ts';
 import type { Informer } from './informers.ts';
 import { KubeApiError, type KubeClient } from './kube.ts';
 import { COMPONENT_LABEL } from './names.ts';
@@ -33,6 +34,7 @@ export class TerminalError extends Error {
 
 export interface ReconcileContext {
   kube: KubeClient;
+  events: EventRecorder;
   taskApis: Informer<TaskApiSnapshot>;
   /** Informers of every owned kind, by kind. */
   children: ReadonlyMap<string, Informer<ChildSnapshot>>;
@@ -169,17 +171,17 @@ async function writeStatus(ctx: ReconcileContext, taskApi: TaskApi, outcome: Pas
   );
   if (canonicalJson(status) === canonicalJson(taskApi.status ?? {})) return;
   await ctx.kube.applyStatus(taskApi, status);
-  await recordTransitions(ctx, taskApi, taskApi.status, status);
+  recordTransitions(ctx, taskApi, taskApi.status, status);
 }
 
 /** Events for what a person watching `kubectl describe` wants to know: creation, swaps, failures. */
-async function recordTransitions(
+function recordTransitions(
   ctx: ReconcileContext,
   taskApi: TaskApi,
   before: TaskApiStatus | undefined,
   after: TaskApiStatus,
-): Promise<void> {
-  const events: ['Normal' | 'Warning', string, string][] = [];
+): void {
+  const events: [EventType, string, string][] = [];
   if (!before?.conditions)
     events.push(['Normal', 'Created', `rendering the task service on ${taskApi.spec.stateBackend}`]);
   const swap = after.swap;
@@ -198,11 +200,5 @@ async function recordTransitions(
   if (degraded?.status === 'True' && (wasDegraded?.status !== 'True' || wasDegraded.message !== degraded.message)) {
     events.push(['Warning', degraded.reason, degraded.message]);
   }
-  for (const [type, reason, message] of events) {
-    try {
-      await ctx.kube.recordEvent(taskApi, type, reason, message);
-    } catch (error) {
-      ctx.logger.warn({ err: error, reason }, 'event not recorded');
-    }
-  }
+  for (const [type, reason, message] of events) ctx.events.record(taskApi, type, reason, message);
 }

@@ -1,0 +1,99 @@
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { KubeconfigError, loadConnection } from '../../src/controller/kubeconfig.ts';
+import { Counter, Histogram, Registry } from '../../src/controller/prometheus.ts';
+import { settingsFromEnv } from '../../src/controller/settings.ts';
+
+describe('operator settings', () => {
+  it('default every variable', () => {
+    const settings = settingsFromEnv({ POD_NAME: 'op-1', POD_NAMESPACE: 'ops' });
+    expect(settings).toMatchObject({ concurrency: 8, resyncPeriodMs: 600_000, metricsPort: 8080, logLevel: 'info' });
+    expect(settings.leaderElection).toMatchObject({
+      namespace: 'ops',
+      identity: 'op-1',
+      leaseName: 'taskapi-operator',
+    });
+  });
+
+  it('refuse bad values, naming every variable at once', () => {
+    expect(() =>
+      settingsFromEnv({ OPERATOR_CONCURRENCY: '0', METRICS_PORT: 'http', LOG_LEVEL: 'loud', LEADER_ELECT: 'yes' }),
+    ).toThrow(
+      /OPERATOR_CONCURRENCY: expected an integer from 1 to 256, got "0".*LEADER_ELECT: expected one of true, false, got "yes".*METRICS_PORT.*"http".*LOG_LEVEL: expected one of trace, debug, info, warn, error, got "loud"/,
+    );
+  });
+
+  it('turn leader election off', () => {
+    expect(settingsFromEnv({ LEADER_ELECT: 'false' }).leaderElection).toBeUndefined();
+  });
+});
+
+describe('Prometheus exposition', () => {
+  it('renders counters with labels and cumulative histogram buckets', () => {
+    const registry = new Registry();
+    const total = registry.register(new Counter({ name: 'x_total', help: 'Xs.', labelNames: ['result'] }));
+    const time = registry.register(new Histogram({ name: 'x_seconds', help: 'Time.', buckets: [0.1, 1] }));
+    total.inc({ result: 'success' });
+    total.inc({ result: 'success' }, 2);
+    time.observe({}, 0.5);
+    time.observe({}, 0.05);
+    const text = registry.render();
+    expect(text).toContain('# TYPE x_total counter\nx_total{result="success"} 3');
+    expect(text).toContain('x_seconds_bucket{le="0.1"} 1\nx_seconds_bucket{le="1"} 2\nx_seconds_bucket{le="+Inf"} 2');
+    expect(text).toContain('x_seconds_sum 0.55');
+    expect(text).toMatch(/^process_resident_memory_bytes \d+$/m);
+  });
+
+  it('refuses a label the metric does not declare', () => {
+    const counter = new Counter({ name: 'y_total', help: 'Ys.', labelNames: ['a'] });
+    expect(() => {
+      counter.inc({ b: '1' });
+    }).toThrow('metric y_total has no label b');
+  });
+});
+
+describe('kubeconfig', () => {
+  const write = (content: string): string => {
+    const path = join(mkdtempSync(join(tmpdir(), 'kubeconfig-')), 'config');
+    writeFileSync(path, content);
+    return path;
+  };
+
+  it('reads a YAML kubeconfig: server, CA data, token and namespace of the current context', async () => {
+    const path = write(`apiVersion: v1
+kind: Config
+current-context: dev
+clusters:
+  - name: c
+    cluster: { server: 'https://k8s.example:6443/', certificate-authority-data: ${Buffer.from('CA').toString('base64')} }
+users:
+  - name: u
+    user: { token: abc }
+contexts:
+  - name: other
+    context: { cluster: nope, user: nope }
+  - name: dev
+    context: { cluster: c, user: u, namespace: shop }
+`);
+    const connection = await loadConnection({ KUBECONFIG: path });
+    expect(connection.server).toBe('https://k8s.example:6443');
+    expect(connection.ca?.toString()).toBe('CA');
+    expect(connection.token()).toBe('abc');
+    expect(connection.namespace).toBe('shop');
+  });
+
+  it('names what it cannot use', async () => {
+    const path = write(
+      JSON.stringify({
+        'current-context': 'c',
+        clusters: [{ name: 'c', cluster: { server: 'https://x' } }],
+        users: [{ name: 'u', user: { exec: { command: 'aws' } } }],
+        contexts: [{ name: 'c', context: { cluster: 'c', user: 'u' } }],
+      }),
+    );
+    await expect(loadConnection({ KUBECONFIG: path })).rejects.toThrow(/authenticates with "exec"/);
+    await expect(loadConnection({ KUBECONFIG: write('{"current-context":"gone"}') })).rejects.toThrow(KubeconfigError);
+  });
+});
