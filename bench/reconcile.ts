@@ -17,16 +17,20 @@
  *     how much of its RSS is unreturned heap peak rather than live data.
  */
 import { readFileSync } from 'node:fs';
+import { pino } from 'pino';
 import { join } from 'node:path';
 import type { TaskApi } from '../src/api/resource.ts';
 import { parseSpec } from '../src/api/taskapi.ts';
 import { desiredChildren, type Manifest } from '../src/controller/desired.ts';
+import { Informer } from '../src/controller/informers.ts';
+import { CHILD_KINDS, TASKAPI_KIND, type KindInfo } from '../src/controller/kinds.ts';
 import { KubeClient } from '../src/controller/kube.ts';
 import { loadConnection } from '../src/controller/kubeconfig.ts';
 import { DEFAULT_BUILD_SETTINGS } from '../src/controller/resources/deployment.ts';
+import type { RawObject } from '../src/controller/snapshot.ts';
 import { kubectlOk } from '../testbed/harness/kubectl.ts';
 import { buildOperator, startOperator } from '../testbed/harness/operator.ts';
-import { waitUntil } from '../testbed/harness/process.ts';
+import { waitUntil, type ManagedProcess } from '../testbed/harness/process.ts';
 import { startTestbed } from '../testbed/harness/testbed.ts';
 
 const N = Number(process.env['BENCH_N'] ?? 1000);
@@ -63,6 +67,41 @@ const { kubeconfig } = testbed.controlPlane;
 const k = (args: string[], input?: string) => kubectlOk(kubeconfig, args, input);
 const apiserver = testbed.controlPlane.processes.find((child) => child.name === 'kube-apiserver');
 const client = new KubeClient(await loadConnection({ KUBECONFIG: kubeconfig }));
+const logger = pino({ level: 'warn' });
+
+/**
+ * Counts objects of a kind in one namespace that pass `isReady`, through a watch:
+ * the bench learns the moment the last one is ready without polling lists,
+ * which would load the API server more the longer a phase runs.
+ */
+async function readyCounter(info: KindInfo, namespace: string, isReady: (object: RawObject) => boolean) {
+  const informer = new Informer(
+    client,
+    info,
+    (object) => ({
+      metadata: {
+        namespace: object.metadata?.namespace ?? '',
+        name: object.metadata?.name ?? '',
+        resourceVersion: object.metadata?.resourceVersion ?? '',
+      },
+      ready: isReady(object),
+    }),
+    logger,
+  );
+  await informer.start();
+  return {
+    async until(done: (ready: number) => boolean, watched?: ManagedProcess): Promise<void> {
+      const readyNow = () => informer.list(namespace).filter((object) => object.ready).length;
+      await waitUntil(() => Promise.resolve(done(readyNow())), {
+        what: `every ${info.kind} in ${namespace} to be ready`,
+        timeoutMs: 1_800_000,
+        intervalMs: 100,
+        watch: watched ? [watched] : [],
+      });
+      await informer.stop();
+    },
+  };
+}
 
 try {
   await k(['apply', '--server-side', '-f', 'crds/taskapi.dev_taskapis.yaml']);
@@ -84,6 +123,11 @@ try {
   client.onWrite.push(() => {
     baselineWrites++;
   });
+  const deployments = await readyCounter(
+    CHILD_KINDS.find((info) => info.kind === 'Deployment') as KindInfo,
+    'baseline',
+    (object) => (object['status'] as { availableReplicas?: number } | undefined)?.availableReplicas === 1,
+  );
   const baselineApiserverCpu = cpuSeconds(apiserver?.pid);
   const baselineStart = performance.now();
   await pool(names, CONCURRENCY, async (name) => {
@@ -96,20 +140,7 @@ try {
     );
     await Promise.all(children.map((child) => client.apply(child)));
   });
-  await waitUntil(
-    async () => {
-      const available = await k([
-        'get',
-        'deployments',
-        '-n',
-        'baseline',
-        '-o',
-        'jsonpath={range .items[*]}{.status.availableReplicas}{"\\n"}{end}',
-      ]);
-      return available.split('\n').filter((line) => line === '1').length === N;
-    },
-    { what: 'every baseline Deployment to be available', timeoutMs: 1_800_000, intervalMs: 500 },
-  );
+  await deployments.until((ready) => ready === N);
   const baselineMs = performance.now() - baselineStart;
   const baselineApiserverSeconds = cpuSeconds(apiserver?.pid) - baselineApiserverCpu;
   client.onWrite.length = 0;
@@ -130,25 +161,17 @@ try {
     },
   });
   await prepareNamespace('operated');
+  const taskApis = await readyCounter(TASKAPI_KIND, 'operated', (object) =>
+    Boolean(
+      (object['status'] as TaskApi['status'])?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True'),
+    ),
+  );
   const operatorApiserverCpu = cpuSeconds(apiserver?.pid);
   const operatorStart = performance.now();
   await pool(names, CONCURRENCY, async (name) => {
     await createTaskApi('operated', name);
   });
-  await waitUntil(
-    async () => {
-      const ready = await k([
-        'get',
-        'taskapis',
-        '-n',
-        'operated',
-        '-o',
-        'jsonpath={range .items[*]}{.status.conditions[?(@.type=="Ready")].status}{"\\n"}{end}',
-      ]);
-      return ready.split('\n').filter((line) => line === 'True').length === N;
-    },
-    { what: 'every TaskApi to be Ready', timeoutMs: 1_800_000, intervalMs: 500, watch: [operator.process] },
-  );
+  await taskApis.until((ready) => ready === N, operator.process);
   const operatorMs = performance.now() - operatorStart;
   const operatorApiserverSeconds = cpuSeconds(apiserver?.pid) - operatorApiserverCpu;
   const operatorCpuSeconds = cpuSeconds(operator.process.pid);

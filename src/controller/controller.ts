@@ -53,6 +53,7 @@ export class Controller {
     this.context = {
       kube,
       events: this.events,
+      verified: new Map(),
       taskApis: this.taskApis,
       children: this.children,
       settings,

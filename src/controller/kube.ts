@@ -75,8 +75,8 @@ type Query = Record<string, string | number | boolean | undefined>;
 
 const APPLY_PATCH = 'application/apply-patch+yaml';
 const REQUEST_TIMEOUT_MS = 30_000;
-/** Enough for every worker's applies at once (8 workers x 9 children) without queueing for a connection. */
-const MAX_SOCKETS = 96;
+/** Connections for requests; more wait their turn (each TLS connection holds memory). */
+const MAX_SOCKETS = 32;
 
 /** Times are RFC 3339 to the second, as metav1.Time serializes them. */
 const rfc3339 = (date: Date): string => date.toISOString().replace(/\.\d+Z$/, 'Z');
@@ -278,6 +278,25 @@ export class KubeClient {
       manifest,
       APPLY_PATCH,
     );
+  }
+
+  /** Reads an object as it stands; undefined when it does not exist. */
+  async get(object: {
+    apiVersion: string;
+    kind: string;
+    metadata: { namespace: string; name: string };
+  }): Promise<RawObject | undefined> {
+    const { namespace, name } = object.metadata;
+    try {
+      return await this.send<RawObject>(
+        `read ${object.kind} ${namespace}/${name}`,
+        'GET',
+        resourcePath(kindOf(object), namespace, name),
+      );
+    } catch (error) {
+      if (isNotFound(error)) return undefined;
+      throw error;
+    }
   }
 
   /** Deletes an object; one already gone counts as deleted. Dependents go in the background (the garbage collector). */

@@ -16,10 +16,10 @@ import { desiredChildren, type Manifest, type Placement } from './desired.ts';
 import type { EventRecorder, EventType } from './events.ts';
 import type { Informer } from './informers.ts';
 import { KubeApiError, type KubeClient } from './kube.ts';
-import { COMPONENT_LABEL } from './names.ts';
+import { COMPONENT_LABEL, RENDERED_HASH_ANNOTATION } from './names.ts';
 import type { BuildSettings } from './resources/deployment.ts';
 import { canonicalJson } from './resources/hash.ts';
-import { childSnapshot, type ChildSnapshot, type TaskApiSnapshot } from './snapshot.ts';
+import { appliedFields, childSnapshot, type ChildSnapshot, type TaskApiSnapshot } from './snapshot.ts';
 import { computeStatus, type DeploymentState, type PassOutcome } from './status.ts';
 
 /** A failure retrying cannot fix; recorded as a condition, retried only when the spec changes. */
@@ -39,6 +39,12 @@ export interface ReconcileContext {
   /** Informers of every owned kind, by kind. */
   children: ReadonlyMap<string, Informer<ChildSnapshot>>;
   settings: BuildSettings;
+  /**
+   * Per TaskApi key, per child (`Kind/name`): `<rendered hash>/<applied hash>` of
+   * a live child known to hold everything rendered. While both hashes stand, the
+   * child needs no look; when either moves, the child is read and compared again.
+   */
+  verified: Map<string, Map<string, string>>;
   logger: Logger;
   now: () => Date;
 }
@@ -55,7 +61,10 @@ export async function reconcile(ctx: ReconcileContext, key: string): Promise<Rec
   const [namespace = '', name = ''] = key.split('/');
   const taskApi = ctx.taskApis.get(namespace, name);
   // Gone or going: the garbage collector removes the children through their owner references.
-  if (!taskApi || taskApi.metadata.deletionTimestamp) return {};
+  if (!taskApi || taskApi.metadata.deletionTimestamp) {
+    ctx.verified.delete(key);
+    return {};
+  }
 
   const running = taskApi.status?.stateBackend;
   const target = taskApi.spec.stateBackend;
@@ -69,7 +78,7 @@ export async function reconcile(ctx: ReconcileContext, key: string): Promise<Rec
   const outcome: PassOutcome = { podBackend: placement?.podBackend, deployment: undefined, missing };
   try {
     const desired = desiredChildren(taskApi, placement, ctx.settings);
-    outcome.deployment = await applyChildren(ctx, desired);
+    outcome.deployment = await applyChildren(ctx, key, desired);
     await prune(ctx, key, desired);
   } catch (error) {
     outcome.failure = { reason: 'ApplyFailed', message: error instanceof Error ? error.message : String(error) };
@@ -125,16 +134,30 @@ const informerFor = (ctx: ReconcileContext, kind: string): Informer<ChildSnapsho
  * Applies each child whose live copy lacks what we render (a new rendering, or
  * someone changed a field we set); returns the task Deployment as it now stands.
  */
-async function applyChildren(ctx: ReconcileContext, desired: Manifest[]): Promise<DeploymentState | undefined> {
+async function applyChildren(
+  ctx: ReconcileContext,
+  key: string,
+  desired: Manifest[],
+): Promise<DeploymentState | undefined> {
+  let verified = ctx.verified.get(key);
+  if (!verified) ctx.verified.set(key, (verified = new Map<string, string>()));
+  const known = verified;
   let deployment: DeploymentState | undefined;
   await Promise.all(
     desired.map(async (manifest) => {
-      const { namespace, name } = manifest.metadata;
-      const live = informerFor(ctx, manifest.kind).get(namespace, name);
-      const current =
-        live && containsDesired(manifest, JSON.parse(live.applied))
-          ? live
-          : childSnapshot(await ctx.kube.apply(manifest));
+      const { namespace, name, annotations } = manifest.metadata;
+      const rendered = annotations?.[RENDERED_HASH_ANNOTATION] ?? '';
+      const child = `${manifest.kind}/${name}`;
+      let current = informerFor(ctx, manifest.kind).get(namespace, name);
+      if (!current || known.get(child) !== `${rendered}/${current.appliedHash}`) {
+        // Not seen in this state yet: compare the live fields once, apply only if they fall short.
+        const live = current && (await ctx.kube.get(manifest));
+        current =
+          live && containsDesired(manifest, appliedFields(live))
+            ? childSnapshot(live)
+            : childSnapshot(await ctx.kube.apply(manifest));
+        known.set(child, `${rendered}/${current.appliedHash}`);
+      }
       if (manifest.kind === 'Deployment' && manifest.metadata.labels?.[COMPONENT_LABEL] === 'task-service') {
         deployment = current.rollout;
       }
@@ -154,9 +177,10 @@ async function prune(ctx: ReconcileContext, key: string, desired: Manifest[]): P
     }
   }
   await Promise.all(
-    stale.map((child) =>
-      ctx.kube.delete({ apiVersion: child.apiVersion, kind: child.kind, namespace, name: child.metadata.name }),
-    ),
+    stale.map(async (child) => {
+      await ctx.kube.delete({ apiVersion: child.apiVersion, kind: child.kind, namespace, name: child.metadata.name });
+      ctx.verified.get(key)?.delete(`${child.kind}/${child.metadata.name}`);
+    }),
   );
 }
 

@@ -4,14 +4,14 @@
  * memory; the operator keeps a few hundred bytes of it, so a thousand TaskApis
  * fit in the memory budget.
  *
- * For a child that is the fields our field manager applied, taken from the live
- * object through its managedFields, as they stand now. Someone who edits one of
- * those fields takes its ownership, so it drops out of the snapshot and the
- * next pass applies it again; fields others add (defaults, other controllers)
- * never enter it.
+ * For a child that is a hash of the fields our field manager applied, taken
+ * from the live object through its managedFields, as they stand now. Someone
+ * who edits one of those fields takes its ownership, so it drops out and the
+ * hash changes; fields others add (defaults, other controllers) never enter it.
  */
 import { KIND as OWNER_KIND, type TaskApi } from '../api/resource.ts';
 import { FIELD_MANAGER } from './names.ts';
+import { contentHash } from './resources/hash.ts';
 import type { DeploymentState } from './status.ts';
 
 /** An object as the API server sends it. */
@@ -46,8 +46,12 @@ export interface ChildSnapshot extends Snapshot {
   kind: string;
   /** Name of the TaskApi that controls this object (owner reference), if any. */
   owner: string | undefined;
-  /** JSON of the fields taskapi-operator applied, with their live values. Kept as text: a compact string, parsed only when compared. */
-  applied: string;
+  /**
+   * Hash of the fields taskapi-operator applied, with their live values: it
+   * changes exactly when one of them does. reconcile compares the fields
+   * themselves once, then remembers this hash (see reconcile.ts).
+   */
+  appliedHash: string;
   /** For Deployments: what status needs to judge the rollout. */
   rollout?: DeploymentState;
 }
@@ -108,31 +112,32 @@ function identity(raw: RawObject): Snapshot['metadata'] {
   return { namespace, name, resourceVersion };
 }
 
-/** A child as reconcile needs it: identity, owner, our applied fields, and for Deployments the rollout. */
-export function childSnapshot(raw: RawObject): ChildSnapshot {
+/** The fields taskapi-operator applied to `raw`, with their live values, plus the object's identity. */
+export function appliedFields(raw: RawObject): Record<string, unknown> {
   const entry = raw.metadata?.managedFields?.find(
     (item) => item.manager === FIELD_MANAGER && item.operation === 'Apply' && !item.subresource,
   );
-  const metadata = identity(raw);
-  const apiVersion = raw.apiVersion ?? '';
-  const kind = raw.kind ?? '';
-  const applied = entry?.fieldsV1
-    ? { ...(project(raw, entry.fieldsV1) as object), apiVersion, kind }
-    : { apiVersion, kind };
-  // Name and namespace identify the object; they are never listed as managed fields.
-  const appliedMetadata = {
-    ...(applied as { metadata?: object }).metadata,
-    name: metadata.name,
-    namespace: metadata.namespace,
+  const applied = (entry?.fieldsV1 ? project(raw, entry.fieldsV1) : {}) as Record<string, unknown>;
+  const { namespace, name } = identity(raw);
+  // apiVersion, kind, name and namespace identify the object; they are never listed as managed fields.
+  return {
+    ...applied,
+    apiVersion: raw.apiVersion ?? '',
+    kind: raw.kind ?? '',
+    metadata: { ...(applied['metadata'] as object | undefined), name, namespace },
   };
+}
+
+/** A child as reconcile needs it: identity, owner, the hash of our applied fields, and for Deployments the rollout. */
+export function childSnapshot(raw: RawObject): ChildSnapshot {
   const snapshot: ChildSnapshot = {
-    apiVersion,
-    kind,
-    metadata,
+    apiVersion: raw.apiVersion ?? '',
+    kind: raw.kind ?? '',
+    metadata: identity(raw),
     owner: ownerOf(raw),
-    applied: JSON.stringify({ ...applied, metadata: appliedMetadata }),
+    appliedHash: contentHash(appliedFields(raw)),
   };
-  if (kind === 'Deployment') {
+  if (raw.kind === 'Deployment') {
     const spec = raw['spec'] as { replicas?: number } | undefined;
     const status = raw['status'] as DeploymentState['status'];
     snapshot.rollout = {

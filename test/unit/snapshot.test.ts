@@ -1,6 +1,12 @@
 import { describe, expect, it } from 'vitest';
 import { containsDesired } from '../../src/controller/compare.ts';
-import { childSnapshot, project, taskApiSnapshot, type RawObject } from '../../src/controller/snapshot.ts';
+import {
+  appliedFields,
+  childSnapshot,
+  project,
+  taskApiSnapshot,
+  type RawObject,
+} from '../../src/controller/snapshot.ts';
 
 /** A Deployment as the API server returns it after our apply, a kubectl edit of the image, and controller updates. */
 function liveDeployment(image: string, imageOwner: 'taskapi-operator' | 'kubectl-edit'): RawObject {
@@ -98,7 +104,7 @@ const desired = {
 
 describe('child snapshots', () => {
   it('keep exactly the fields our field manager applied, and nothing others added', () => {
-    const applied = JSON.parse(childSnapshot(liveDeployment('tasks:1', 'taskapi-operator')).applied) as typeof desired;
+    const applied = appliedFields(liveDeployment('tasks:1', 'taskapi-operator')) as typeof desired;
     expect(applied.metadata.labels).toEqual({ 'app.kubernetes.io/name': 'tasks' });
     expect(applied.spec).not.toHaveProperty('revisionHistoryLimit');
     expect(applied.spec.template.spec.containers).toEqual([
@@ -114,8 +120,12 @@ describe('child snapshots', () => {
   });
 
   it('lose a field someone edited by hand, so the next pass applies it again', () => {
-    const applied = JSON.parse(childSnapshot(liveDeployment('evil:6', 'kubectl-edit')).applied) as unknown;
+    const edited = liveDeployment('evil:6', 'kubectl-edit');
+    const applied = appliedFields(edited);
     expect(containsDesired(desired, applied)).toBe(false);
+    expect(childSnapshot(edited).appliedHash).not.toBe(
+      childSnapshot(liveDeployment('tasks:1', 'taskapi-operator')).appliedHash,
+    );
   });
 
   it('carry the owner and, for Deployments, the rollout numbers', () => {
@@ -130,14 +140,14 @@ describe('child snapshots', () => {
   });
 
   it('of an object nobody applied hold only its identity', () => {
-    const { managedFields: _, ...metadata } = liveDeployment('tasks:1', 'taskapi-operator').metadata ?? {};
-    const snapshot = childSnapshot({ apiVersion: 'v1', kind: 'Service', metadata });
-    expect(JSON.parse(snapshot.applied)).toEqual({
+    const metadata = { ...liveDeployment('tasks:1', 'taskapi-operator').metadata, managedFields: [] };
+    const applied = appliedFields({ apiVersion: 'v1', kind: 'Service', metadata });
+    expect(applied).toEqual({
       apiVersion: 'v1',
       kind: 'Service',
       metadata: { name: 'tasks', namespace: 'shop' },
     });
-    expect(containsDesired(desired, JSON.parse(snapshot.applied))).toBe(false);
+    expect(containsDesired(desired, applied)).toBe(false);
   });
 });
 
