@@ -22,8 +22,8 @@ export interface BuildSettings {
 }
 
 export const DEFAULT_BUILD_SETTINGS: BuildSettings = {
-  taskServiceArgs: ['dist/src/service/server.js'],
-  notificationServiceArgs: ['dist/src/service/notification-server.js'],
+  taskServiceArgs: ['src/service/server.ts'],
+  notificationServiceArgs: ['src/service/notification-server.ts'],
 };
 
 /** Environment variables through which the service learns its Dapr component names, never hosts or passwords. */
