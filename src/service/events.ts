@@ -26,10 +26,8 @@ export function taskEvent(type: TaskEventType, task: Task, source: string, id: s
 }
 
 export type DeliveredEvent =
-  /** A completed task: the notification service must hear of it. */
-  | { action: 'notify'; eventId: string; task: Task }
-  /** A task event with nothing to do here (created, deleted). */
-  | { action: 'acknowledge'; eventId: string; type: string }
+  /** A task event; `notify` when it completed a task, which the notification service must hear of. */
+  | { action: 'handle'; id: string; type: TaskEventType; task: Task; notify: boolean }
   /** Not a task event this service understands; redelivering it would not help. */
   | { action: 'drop'; reason: string };
 
@@ -39,7 +37,5 @@ export function classifyDelivery(body: unknown): DeliveredEvent {
   const event = taskEventSchema.safeParse(envelope.data);
   if (!event.success) return { action: 'drop', reason: `not a task event: ${envelope.data.type}` };
   const { id, type, data } = event.data;
-  return type === 'task.completed'
-    ? { action: 'notify', eventId: id, task: data }
-    : { action: 'acknowledge', eventId: id, type };
+  return { action: 'handle', id, type, task: data, notify: type === 'task.completed' };
 }

@@ -10,6 +10,7 @@ export const LOG = {
   stopping: 'service stopping',
   requestFailed: 'request failed',
   publishFailed: 'task event not published',
+  eventHandled: 'task event handled',
   eventDropped: 'task event dropped',
   eventRetried: 'task event handling failed; asking Dapr to redeliver',
   notificationRecorded: 'notification recorded',

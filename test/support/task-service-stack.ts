@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import type { V1Deployment } from '@kubernetes/client-node';
 import { stringify } from 'yaml';
 import type { StateBackend, TaskApi } from '../../src/api/taskapi.ts';
+import type { Task, TaskPage } from '../../src/service/schemas/task.ts';
 import {
   buildPubsubComponent,
   buildSecretStoreComponent,
@@ -28,6 +29,7 @@ import { kubectlOk } from '../../testbed/harness/kubectl.ts';
 import { freePort } from '../../testbed/harness/ports.ts';
 import { ManagedProcess, waitUntil } from '../../testbed/harness/process.ts';
 import type { TestbedInfo } from '../../testbed/harness/testbed.ts';
+import type { JsonClient } from './http.ts';
 import { taskApiFixture } from './taskapi-fixtures.ts';
 
 /** Where the state store and pub/sub live: the test bed's servers, or a test's own. */
@@ -190,4 +192,20 @@ export async function startTaskServiceStack(testbed: TestbedInfo, options: Stack
     await stop();
     throw error;
   }
+}
+
+/** Every task GET /tasks lists (so every id in the service's index), following next_cursor. */
+export async function allTasks(api: JsonClient, limit: number, status?: string): Promise<Task[]> {
+  const tasks: Task[] = [];
+  let cursor: string | null = null;
+  do {
+    const query = new URLSearchParams({ limit: String(limit) });
+    if (cursor !== null) query.set('cursor', cursor);
+    if (status !== undefined) query.set('status', status);
+    const page = await api.request<TaskPage>('GET', `/tasks?${query.toString()}`);
+    if (page.status !== 200) throw new Error(`GET /tasks answered ${page.status}`);
+    tasks.push(...page.body.items);
+    cursor = page.body.next_cursor;
+  } while (cursor !== null);
+  return tasks;
 }

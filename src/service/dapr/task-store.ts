@@ -5,6 +5,7 @@
 import { StateConcurrencyEnum, StateConsistencyEnum, type DaprClient } from '@dapr/dapr';
 import type { OperationType } from '@dapr/dapr/types/Operation.type.js';
 import { isServiceError, ServiceError } from '../errors.ts';
+import { KeyedQueue } from '../keyed-queue.ts';
 import type { StoredTask, TaskStore } from '../ports.ts';
 import { taskSchema, type ListQuery, type Task, type TaskPage } from '../schemas/task.ts';
 import {
@@ -46,28 +47,31 @@ function etagField(etag: string): Pick<OperationType['request'], 'etag'> {
 export class DaprTaskStore implements TaskStore {
   private readonly client: DaprClient;
   private readonly storeName: string;
+  private readonly bucketWrites = new KeyedQueue();
 
   constructor(client: DaprClient, storeName: string) {
     this.client = client;
     this.storeName = storeName;
   }
 
-  /** Reads keys with their ETags (the SDK's `get` drops the ETag; `getBulk` keeps it). */
+  /**
+   * Reads keys with their ETags (the SDK's `get` drops the ETag; `getBulk` keeps
+   * it), in the order asked for: daprd answers a bulk get in completion order.
+   */
   private async read(keys: string[]): Promise<StateItem[]> {
     const items = await callDapr('state get', () =>
       this.client.state.getBulk(this.storeName, keys, { parallelism: keys.length }),
     );
-    return items.map((item) => {
+    const byKey = new Map<string, StateItem>();
+    for (const item of items) {
       // daprd answers 200 even when the store is down, with an error per key.
       if (typeof item.error === 'string') {
         throw new ServiceError('store_unavailable', `state get ${String(item.key)}: ${item.error}`);
       }
-      return {
-        key: String(item.key),
-        value: item.data as unknown,
-        etag: typeof item.etag === 'string' ? item.etag : undefined,
-      };
-    });
+      const key = String(item.key);
+      byKey.set(key, { key, value: item.data as unknown, etag: typeof item.etag === 'string' ? item.etag : undefined });
+    }
+    return keys.map((key) => byKey.get(key) ?? { key, value: undefined, etag: undefined });
   }
 
   async get(id: string): Promise<StoredTask | undefined> {
@@ -105,12 +109,20 @@ export class DaprTaskStore implements TaskStore {
    * Redis store runs a transaction as MULTI/EXEC, where a failed ETag check does
    * not undo the other operations, so the retry must be able to repeat them.
    */
-  private async changeIndexed(
+  private changeIndexed(
     id: string,
     change: (bucket: IndexBucket) => IndexBucket,
     taskOperation: OperationType,
   ): Promise<void> {
     const key = bucketKey(bucketOf(id));
+    return this.bucketWrites.run(key, () => this.changeBucket(key, change, taskOperation));
+  }
+
+  private async changeBucket(
+    key: string,
+    change: (bucket: IndexBucket) => IndexBucket,
+    taskOperation: OperationType,
+  ): Promise<void> {
     for (let attempt = 1; attempt <= INDEX_ATTEMPTS; attempt++) {
       const bucket = await this.existingBucket(key);
       const operations: OperationType[] = [

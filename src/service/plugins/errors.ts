@@ -53,7 +53,7 @@ function errorHandler(fastify: FastifyInstance, _options: unknown, done: () => v
     if (error.statusCode !== undefined && error.statusCode < 500) {
       return reply
         .code(error.statusCode)
-        .send({ code: 'validation_failed', message: error.message, field: 'body' } satisfies ErrorBody);
+        .send({ code: 'validation_failed', message: `body: ${error.message}`, field: 'body' } satisfies ErrorBody);
     }
     request.log.error({ code: 'internal', err: error }, LOG.requestFailed);
     return reply.code(500).send({ code: 'internal', message: 'internal error' } satisfies ErrorBody);

@@ -34,17 +34,19 @@ export default function eventRoutes(fastify: FastifyInstance, options: EventRout
         request.log.warn({ reason: event.reason }, LOG.eventDropped);
         return { status: 'DROP' };
       }
-      if (event.action === 'acknowledge' || options.notifier === undefined) return { status: 'SUCCESS' };
-      try {
-        await options.notifier.notify(event.eventId, event.task);
-        return { status: 'SUCCESS' };
-      } catch (error) {
-        request.log.warn(
-          { code: isServiceError(error) ? error.code : 'internal', err: error, taskId: event.task.id },
-          LOG.eventRetried,
-        );
-        return { status: 'RETRY' };
+      if (event.notify && options.notifier !== undefined) {
+        try {
+          await options.notifier.notify(event.id, event.task);
+        } catch (error) {
+          request.log.warn(
+            { code: isServiceError(error) ? error.code : 'internal', err: error, taskId: event.task.id },
+            LOG.eventRetried,
+          );
+          return { status: 'RETRY' };
+        }
       }
+      request.log.info({ type: event.type, eventId: event.id, taskId: event.task.id }, LOG.eventHandled);
+      return { status: 'SUCCESS' };
     },
   );
   done();
