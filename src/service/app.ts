@@ -4,9 +4,7 @@
  * so tests can run it on a listener of their own.
  */
 import type { FastifyInstance } from 'fastify';
-import { serializerCompiler, validatorCompiler } from 'fastify-type-provider-zod';
-import errorHandler from './plugins/errors.ts';
-import openapi from './plugins/openapi.ts';
+import apiBase from './plugins/base.ts';
 import type { EventPublisher, Notifier, Sidecar, TaskStore } from './ports.ts';
 import eventRoutes from './routes/events.ts';
 import healthRoutes from './routes/health.ts';
@@ -24,10 +22,7 @@ export interface TaskAppOptions {
 }
 
 export default async function taskApp(fastify: FastifyInstance, options: TaskAppOptions): Promise<void> {
-  fastify.setValidatorCompiler(validatorCompiler);
-  fastify.setSerializerCompiler(serializerCompiler);
-  await fastify.register(errorHandler);
-  await fastify.register(openapi, {
+  await fastify.register(apiBase, {
     title: 'Task service',
     description: 'Tasks on a Dapr state store; task.created, task.completed and task.deleted published on pub/sub.',
   });

@@ -4,22 +4,18 @@
  * event, as Dapr may redeliver) and shows it at GET /notifications.
  */
 import type { FastifyInstance } from 'fastify';
-import { serializerCompiler, validatorCompiler, type ZodTypeProvider } from 'fastify-type-provider-zod';
+import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { NOTIFICATIONS_METHOD } from './dapr/messaging.ts';
 import { LOG } from './logging.ts';
-import errorHandler from './plugins/errors.ts';
-import openapi from './plugins/openapi.ts';
+import apiBase from './plugins/base.ts';
 import { errorSchema } from './schemas/task.ts';
 import { notificationSchema, type Notification } from './schemas/event.ts';
 
 const notificationListSchema = z.object({ items: z.array(notificationSchema) });
 
 export default async function notificationApp(fastify: FastifyInstance): Promise<void> {
-  fastify.setValidatorCompiler(validatorCompiler);
-  fastify.setSerializerCompiler(serializerCompiler);
-  await fastify.register(errorHandler);
-  await fastify.register(openapi, {
+  await fastify.register(apiBase, {
     title: 'Notification service',
     description: 'Receives completed tasks from the task service through Dapr service invocation.',
   });

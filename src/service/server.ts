@@ -7,7 +7,7 @@ import Fastify from 'fastify';
 import taskApp from './app.ts';
 import { taskServiceConfigFromEnv } from './config.ts';
 import { createDaprClient } from './dapr/client.ts';
-import { DaprEventPublisher, DaprNotifier, DaprSecrets, DaprSidecar } from './dapr/messaging.ts';
+import { daprEventPublisher, daprNotifier, daprSecrets, daprSidecar } from './dapr/messaging.ts';
 import { DaprTaskStore } from './dapr/task-store.ts';
 import { LOG, loggerOptions } from './logging.ts';
 import { serve } from './serve.ts';
@@ -19,8 +19,8 @@ const fastify = Fastify({ logger: loggerOptions(config.logLevel, 'task-service')
 const logger = fastify.log;
 const client = createDaprClient(config.sidecar, logger);
 const gate = new StartupGate();
-const sidecar = new DaprSidecar(client);
-const secrets = config.secretStore === undefined ? undefined : new DaprSecrets(client, config.secretStore);
+const sidecar = daprSidecar(client);
+const secrets = config.secretStore === undefined ? undefined : daprSecrets(client, config.secretStore);
 const components = [
   config.stateStore,
   config.pubsub,
@@ -38,8 +38,8 @@ logger.info(
 );
 await fastify.register(taskApp, {
   store: new DaprTaskStore(client, config.stateStore),
-  events: new DaprEventPublisher(client, config.pubsub, config.topic, config.eventSource),
-  notifier: config.notificationAppId === undefined ? undefined : new DaprNotifier(client, config.notificationAppId),
+  events: daprEventPublisher(client, config.pubsub, config.topic, config.eventSource),
+  notifier: config.notificationAppId === undefined ? undefined : daprNotifier(client, config.notificationAppId),
   sidecar,
   gate,
   components,
