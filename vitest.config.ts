@@ -19,7 +19,7 @@ export default defineConfig({
       {
         test: {
           name: 'testbed',
-          include: ['test/testbed/**/*.test.ts', 'test/cluster/**/*.test.ts'],
+          include: ['test/testbed/**/*.test.ts', 'test/cluster/**/*.test.ts', 'test/dapr/**/*.test.ts'],
           globalSetup: ['test/support/global-testbed.ts'],
           setupFiles: ['test/support/print-logs-on-failure.ts'],
           testTimeout: 120_000,

@@ -29,7 +29,7 @@ import { loadConnection } from '../src/controller/kubeconfig.ts';
 import { DEFAULT_BUILD_SETTINGS } from '../src/controller/resources/deployment.ts';
 import type { RawObject } from '../src/controller/snapshot.ts';
 import { kubectlOk } from '../testbed/harness/kubectl.ts';
-import { buildOperator, startOperator } from '../testbed/harness/operator.ts';
+import { compileSources, startOperator } from '../testbed/harness/operator.ts';
 import { waitUntil, type ManagedProcess } from '../testbed/harness/process.ts';
 import { startTestbed } from '../testbed/harness/testbed.ts';
 
@@ -61,7 +61,7 @@ async function pool<T>(items: T[], limit: number, work: (item: T) => Promise<voi
   );
 }
 
-buildOperator();
+compileSources();
 const testbed = await startTestbed();
 const { kubeconfig } = testbed.controlPlane;
 const k = (args: string[], input?: string) => kubectlOk(kubeconfig, args, input);

@@ -7,7 +7,7 @@
  */
 import { join } from 'node:path';
 import { kubectlOk } from '../testbed/harness/kubectl.ts';
-import { buildOperator, startOperator } from '../testbed/harness/operator.ts';
+import { compileSources, startOperator } from '../testbed/harness/operator.ts';
 import { kubectlBinary } from '../testbed/harness/prerequisites.ts';
 import { startTestbed } from '../testbed/harness/testbed.ts';
 
@@ -17,7 +17,7 @@ const step = (message: string): void => {
 };
 
 step('Compiling the operator (src/ to dist/)');
-buildOperator();
+compileSources();
 
 step('Starting the test bed: etcd, kube-apiserver, controller-manager, scheduler, kwok, redis-server, PostgreSQL');
 const testbed = await startTestbed();

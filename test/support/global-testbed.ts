@@ -4,7 +4,7 @@
  * the end. (Component logs of a failing test are printed by print-logs-on-failure.ts.)
  */
 import type { TestProject } from 'vitest/node';
-import { buildOperator } from '../../testbed/harness/operator.ts';
+import { compileSources } from '../../testbed/harness/operator.ts';
 import { startTestbed, testbedInfo, type TestbedInfo } from '../../testbed/harness/testbed.ts';
 
 declare module 'vitest' {
@@ -15,7 +15,7 @@ declare module 'vitest' {
 
 export default async function setup(project: TestProject): Promise<() => Promise<void>> {
   // Tests run the operator as it ships: compiled.
-  buildOperator();
+  compileSources();
   const started = performance.now();
   const testbed = await startTestbed();
   const { controlPlane, redis, postgres } = testbed.startupSeconds;

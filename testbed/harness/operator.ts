@@ -31,8 +31,8 @@ export interface OperatorOptions {
   env?: Record<string, string>;
 }
 
-/** Compiles src/ to dist/ (incremental: about a second when little changed). */
-export function buildOperator(): void {
+/** Compiles src/ (operator and services) to dist/, as the image does (incremental: about a second when little changed). */
+export function compileSources(): void {
   execFileSync(
     process.execPath,
     [join(repoRoot, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', 'tsconfig.build.json'],
@@ -55,7 +55,7 @@ export function operatorNodeArgs(): string[] {
   const entry = args.at(-1) ?? '';
   if (!existsSync(join(repoRoot, entry))) {
     throw new Error(
-      `${entry} does not exist: the operator is not compiled (buildOperator(), or npx tsc -p tsconfig.build.json)`,
+      `${entry} does not exist: the operator is not compiled (compileSources(), or npx tsc -p tsconfig.build.json)`,
     );
   }
   return args;

@@ -28,9 +28,16 @@ const runsAsRoot = (): boolean => userInfo().uid === 0;
 /**
  * A throwaway PostgreSQL cluster (Debian's server) on loopback with password
  * authentication over TCP. Pass `port` to restart an existing cluster in `dir`.
+ * `durable` keeps synchronous commits, so a killed server comes back with every
+ * acknowledged commit (the machine surviving, fsync stays off).
  * As root, `dir`'s parents must be traversable by the `postgres` user.
  */
-export async function startPostgres(dir: string, password: string, port?: number): Promise<PostgresServer> {
+export async function startPostgres(
+  dir: string,
+  password: string,
+  port?: number,
+  durable = false,
+): Promise<PostgresServer> {
   const bin = postgresBinDir();
   const dataDir = join(dir, 'data');
   const user = 'postgres';
@@ -52,7 +59,7 @@ export async function startPostgres(dir: string, password: string, port?: number
       '-c',
       'fsync=off',
       '-c',
-      'synchronous_commit=off',
+      `synchronous_commit=${durable ? 'on' : 'off'}`,
       '-c',
       'full_page_writes=off',
       '-c',

@@ -15,10 +15,12 @@ export interface RedisServer {
 }
 
 /**
- * A throwaway redis-server (Debian's) on loopback, password-protected, nothing
- * persisted. Pass `port` to bring a stopped server back on the same address.
+ * A throwaway redis-server (Debian's) on loopback, password-protected. Nothing
+ * is persisted unless `persist` (an append-only file synced on every write, so
+ * a killed server comes back with every acknowledged write). Pass `port` to
+ * bring a stopped server back on the same address.
  */
-export async function startRedis(dir: string, password: string, port?: number): Promise<RedisServer> {
+export async function startRedis(dir: string, password: string, port?: number, persist = false): Promise<RedisServer> {
   mkdirSync(dir, { recursive: true });
   const listenPort = port ?? (await freePort());
   const child = ManagedProcess.start({
@@ -34,7 +36,9 @@ export async function startRedis(dir: string, password: string, port?: number): 
       '--save',
       '',
       '--appendonly',
-      'no',
+      persist ? 'yes' : 'no',
+      '--appendfsync',
+      'always',
       '--dir',
       dir,
     ],

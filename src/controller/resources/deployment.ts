@@ -23,8 +23,8 @@ export interface BuildSettings {
 }
 
 export const DEFAULT_BUILD_SETTINGS: BuildSettings = {
-  taskServiceArgs: ['dist/src/service/server.js'],
-  notificationServiceArgs: ['dist/src/service/notification-server.js'],
+  taskServiceArgs: ['dist/service/server.js'],
+  notificationServiceArgs: ['dist/service/notification-server.js'],
 };
 
 /** Environment variables through which the service learns its Dapr component names, never hosts or passwords. */

@@ -1,0 +1,162 @@
+/**
+ * bench/service: what the task service adds on top of Dapr.
+ *
+ *   service   POST /tasks and GET /tasks/:id sent to the task service (which
+ *             writes task + index bucket in one transaction, publishes
+ *             task.created, and reads with getBulk);
+ *   baseline  the same mix sent straight to daprd's state HTTP API (save one
+ *             key, get one key): same daprd, same store, same concurrency.
+ * Rounds alternate between the two so drift hits both alike. For Redis and
+ * for PostgreSQL it prints the throughput ratio (goal >= 0.8) and the p50/p99
+ * latency the service adds (goal p99 <= 1 ms added).
+ *
+ *   npm run bench:service
+ *   BENCH_SECONDS=10 BENCH_CONCURRENCY=16 npm run bench:service
+ */
+import type { StateBackend } from '../src/api/resource.ts';
+import { names } from '../src/controller/names.ts';
+import { startTestbed, testbedInfo } from '../testbed/harness/testbed.ts';
+import { startTaskServiceStack, type TaskServiceStack } from '../test/support/task-service-stack.ts';
+
+const ROUND_MS = Number(process.env['BENCH_SECONDS'] ?? 4) * 1000;
+const CONCURRENCY = Number(process.env['BENCH_CONCURRENCY'] ?? 8);
+const ROUNDS = 3;
+/** One write in five, the rest reads of tasks written before. */
+const WRITE_EVERY = 5;
+
+interface Target {
+  name: string;
+  create(index: number): Promise<string>;
+  read(id: string): Promise<void>;
+}
+
+interface RoundResult {
+  requests: number;
+  latenciesMs: number[];
+}
+
+async function expectOk(response: Response, what: string): Promise<void> {
+  if (!response.ok) throw new Error(`${what} answered ${response.status}: ${await response.text()}`);
+}
+
+function serviceTarget(stack: TaskServiceStack): Target {
+  return {
+    name: 'service',
+    async create(index) {
+      const response = await fetch(`${stack.url}/tasks`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ title: `bench ${index}`, priority: 2 }),
+      });
+      await expectOk(response, 'POST /tasks');
+      return ((await response.json()) as { id: string }).id;
+    },
+    async read(id) {
+      const response = await fetch(`${stack.url}/tasks/${id}`);
+      await expectOk(response, 'GET /tasks/:id');
+      await response.arrayBuffer();
+    },
+  };
+}
+
+function daprdTarget(stack: TaskServiceStack, storeName: string): Target {
+  const base = `${stack.daprd.httpUrl}/v1.0/state/${storeName}`;
+  return {
+    name: 'daprd',
+    async create(index) {
+      const id = `direct-${index}-${Math.random().toString(36).slice(2)}`;
+      const now = new Date().toISOString();
+      const task = { id, title: `bench ${index}`, description: '', status: 'pending', priority: 2 };
+      const response = await fetch(base, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify([{ key: `direct|${id}`, value: { ...task, created_at: now, updated_at: now } }]),
+      });
+      await expectOk(response, 'daprd save');
+      await response.arrayBuffer();
+      return id;
+    },
+    async read(id) {
+      const response = await fetch(`${base}/direct|${id}`);
+      await expectOk(response, 'daprd get');
+      await response.arrayBuffer();
+    },
+  };
+}
+
+async function round(target: Target, seedIds: string[]): Promise<RoundResult> {
+  const ids = [...seedIds];
+  const latenciesMs: number[] = [];
+  let requests = 0;
+  const deadline = performance.now() + ROUND_MS;
+  await Promise.all(
+    Array.from({ length: CONCURRENCY }, async () => {
+      while (performance.now() < deadline) {
+        const n = requests++;
+        const started = performance.now();
+        if (n % WRITE_EVERY === 0) ids.push(await target.create(n));
+        else await target.read(ids[Math.floor(Math.random() * ids.length)] ?? '');
+        latenciesMs.push(performance.now() - started);
+      }
+    }),
+  );
+  return { requests, latenciesMs };
+}
+
+function percentile(sorted: number[], p: number): number {
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? Number.NaN;
+}
+
+async function measure(backend: StateBackend, stack: TaskServiceStack): Promise<void> {
+  const targets = [serviceTarget(stack), daprdTarget(stack, names.stateComponent(stack.taskApi, backend))];
+  const totals = new Map<string, RoundResult>(targets.map((target) => [target.name, { requests: 0, latenciesMs: [] }]));
+  const seeds = new Map<string, string[]>();
+  for (const target of targets) {
+    seeds.set(target.name, await Promise.all(Array.from({ length: 50 }, (_, i) => target.create(i))));
+    await round(target, seeds.get(target.name) ?? []); // warm-up, not counted
+  }
+  for (let i = 0; i < ROUNDS; i++) {
+    for (const target of i % 2 === 0 ? targets : [...targets].reverse()) {
+      const result = await round(target, seeds.get(target.name) ?? []);
+      const total = totals.get(target.name);
+      if (!total) continue;
+      total.requests += result.requests;
+      total.latenciesMs.push(...result.latenciesMs);
+    }
+  }
+  const stats = (name: string) => {
+    const total = totals.get(name) ?? { requests: 0, latenciesMs: [] };
+    const sorted = [...total.latenciesMs].sort((a, b) => a - b);
+    const seconds = (ROUNDS * ROUND_MS) / 1000;
+    return { rps: total.requests / seconds, p50: percentile(sorted, 50), p99: percentile(sorted, 99) };
+  };
+  const service = stats('service');
+  const daprd = stats('daprd');
+  const ms = (value: number) => `${value.toFixed(2)} ms`;
+  console.log(
+    `[bench:service] ${backend}: service ${service.rps.toFixed(0)} req/s (p50 ${ms(service.p50)}, p99 ${ms(service.p99)}) | ` +
+      `daprd ${daprd.rps.toFixed(0)} req/s (p50 ${ms(daprd.p50)}, p99 ${ms(daprd.p99)})`,
+  );
+  console.log(
+    `[bench:service] ${backend}: throughput ratio ${(service.rps / daprd.rps).toFixed(2)} (goal >= 0.8); ` +
+      `added latency p50 ${ms(service.p50 - daprd.p50)}, p99 ${ms(service.p99 - daprd.p99)} (goal p99 <= 1 ms)`,
+  );
+}
+
+console.log(
+  `[bench:service] ${CONCURRENCY} concurrent clients, 1 write in ${WRITE_EVERY}, ${ROUNDS} alternating rounds of ${ROUND_MS / 1000} s each`,
+);
+const testbed = await startTestbed();
+try {
+  const info = testbedInfo(testbed);
+  for (const backend of ['redis', 'postgresql'] as const) {
+    const stack = await startTaskServiceStack(info, { name: `bench-${backend}`, backend, stores: info });
+    try {
+      await measure(backend, stack);
+    } finally {
+      await stack.stop();
+    }
+  }
+} finally {
+  await testbed.stop();
+}

@@ -1,0 +1,99 @@
+/**
+ * The task service's settings, from the environment the operator sets
+ * (SERVICE_ENV in src/controller/resources/deployment.ts). It learns component
+ * names, never hosts or passwords. A bad value stops start-up with the variable named.
+ */
+import { z } from 'zod';
+import { SERVICE_ENV } from '../controller/resources/deployment.ts';
+
+const name = z.string().min(1);
+const port = (fallback: number) => z.coerce.number().int().min(1).max(65535).default(fallback);
+const logLevel = z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info');
+
+const taskServiceEnvSchema = z
+  .object({
+    [SERVICE_ENV.appPort]: port(3000),
+    [SERVICE_ENV.stateStore]: name,
+    [SERVICE_ENV.pubsub]: name,
+    [SERVICE_ENV.topic]: name.default('tasks'),
+    [SERVICE_ENV.secretStore]: name.optional(),
+    [SERVICE_ENV.notificationAppId]: name.optional(),
+    [SERVICE_ENV.apiTokenSecret]: name.optional(),
+    [SERVICE_ENV.apiTokenKey]: name.optional(),
+    // Set by Dapr's sidecar injector (and by the test harness in standalone mode).
+    DAPR_HTTP_PORT: port(3500),
+    DAPR_HOST: z.string().default('127.0.0.1'),
+    APP_ID: z.string().optional(),
+    HOST: z.string().default('0.0.0.0'),
+    LOG_LEVEL: logLevel,
+  })
+  .refine((env) => (env[SERVICE_ENV.apiTokenSecret] === undefined) === (env[SERVICE_ENV.apiTokenKey] === undefined), {
+    message: `${SERVICE_ENV.apiTokenSecret} and ${SERVICE_ENV.apiTokenKey} are set together or not at all`,
+    path: [SERVICE_ENV.apiTokenKey],
+  })
+  .refine((env) => env[SERVICE_ENV.apiTokenSecret] === undefined || env[SERVICE_ENV.secretStore] !== undefined, {
+    message: `${SERVICE_ENV.secretStore} is needed to read the API token`,
+    path: [SERVICE_ENV.secretStore],
+  });
+
+export interface SidecarAddress {
+  host: string;
+  httpPort: number;
+}
+
+export interface ListenSettings {
+  port: number;
+  host: string;
+  logLevel: string;
+}
+
+export interface TaskServiceConfig extends ListenSettings {
+  sidecar: SidecarAddress;
+  stateStore: string;
+  pubsub: string;
+  topic: string;
+  secretStore: string | undefined;
+  notificationAppId: string | undefined;
+  apiToken: { secretName: string; key: string } | undefined;
+  /** CloudEvent source of the events this service publishes. */
+  eventSource: string;
+}
+
+function parseEnv<T extends z.ZodType>(schema: T, env: NodeJS.ProcessEnv, what: string): z.infer<T> {
+  const parsed = schema.safeParse(env);
+  if (!parsed.success) {
+    const problems = parsed.error.issues.map((issue) => `${issue.path.join('.')}: ${issue.message}`).join('; ');
+    throw new Error(`invalid ${what} settings: ${problems}`);
+  }
+  return parsed.data;
+}
+
+export function taskServiceConfigFromEnv(env: NodeJS.ProcessEnv): TaskServiceConfig {
+  const e = parseEnv(taskServiceEnvSchema, env, 'task service');
+  const secretName = e[SERVICE_ENV.apiTokenSecret];
+  const key = e[SERVICE_ENV.apiTokenKey];
+  return {
+    port: e[SERVICE_ENV.appPort],
+    host: e.HOST,
+    logLevel: e.LOG_LEVEL,
+    sidecar: { host: e.DAPR_HOST, httpPort: e.DAPR_HTTP_PORT },
+    stateStore: e[SERVICE_ENV.stateStore],
+    pubsub: e[SERVICE_ENV.pubsub],
+    topic: e[SERVICE_ENV.topic],
+    secretStore: e[SERVICE_ENV.secretStore],
+    notificationAppId: e[SERVICE_ENV.notificationAppId],
+    apiToken: secretName !== undefined && key !== undefined ? { secretName, key } : undefined,
+    eventSource: e.APP_ID ?? 'taskapi',
+  };
+}
+
+const notificationEnvSchema = z.object({
+  [SERVICE_ENV.appPort]: port(3000),
+  HOST: z.string().default('0.0.0.0'),
+  LOG_LEVEL: logLevel,
+});
+
+export function notificationServiceConfigFromEnv(env: NodeJS.ProcessEnv): ListenSettings {
+  const e = parseEnv(notificationEnvSchema, env, 'notification service');
+  return { port: e[SERVICE_ENV.appPort], host: e.HOST, logLevel: e.LOG_LEVEL };
+}

@@ -1,0 +1,30 @@
+/** pino settings shared by both services: JSON logs, and credentials redacted wherever they could appear. */
+import type { LoggerOptions } from 'pino';
+
+/** Log messages are constants; the data goes in fields. */
+export const LOG = {
+  starting: 'service starting',
+  listening: 'service listening',
+  waitingForSidecar: 'waiting for the Dapr sidecar and its components',
+  ready: 'service ready',
+  stopping: 'service stopping',
+  requestFailed: 'request failed',
+  publishFailed: 'task event not published',
+  eventHandled: 'task event handled',
+  eventDropped: 'task event dropped',
+  eventRetried: 'task event handling failed; asking Dapr to redeliver',
+  notificationRecorded: 'notification recorded',
+  startupFailed: 'service failed to start',
+} as const;
+
+export function loggerOptions(level: string, service: string): LoggerOptions {
+  return {
+    level,
+    base: { service },
+    redact: {
+      // Fastify logs requests without headers; these paths guard any log line that does carry them.
+      paths: ['req.headers.authorization', 'headers.authorization', 'request.headers.authorization', 'apiToken'],
+      censor: '[redacted]',
+    },
+  };
+}

@@ -1,0 +1,42 @@
+/**
+ * The notification service: the task service tells it about every completed
+ * task through Dapr service invocation. It records what it received (once per
+ * event, as Dapr may redeliver) and shows it at GET /notifications.
+ */
+import type { FastifyInstance } from 'fastify';
+import type { ZodTypeProvider } from 'fastify-type-provider-zod';
+import { z } from 'zod';
+import { NOTIFICATIONS_METHOD } from './dapr/messaging.ts';
+import { LOG } from './logging.ts';
+import apiBase from './plugins/base.ts';
+import { errorSchema } from './schemas/task.ts';
+import { notificationSchema, type Notification } from './schemas/event.ts';
+
+const notificationListSchema = z.object({ items: z.array(notificationSchema) });
+
+export default async function notificationApp(fastify: FastifyInstance): Promise<void> {
+  await fastify.register(apiBase, {
+    title: 'Notification service',
+    description: 'Receives completed tasks from the task service through Dapr service invocation.',
+  });
+  const app = fastify.withTypeProvider<ZodTypeProvider>();
+  const received = new Map<string, Notification>();
+
+  app.post(
+    `/${NOTIFICATIONS_METHOD}`,
+    { schema: { body: notificationSchema, response: { 204: z.null(), 400: errorSchema } } },
+    async (request, reply) => {
+      if (!received.has(request.body.event_id)) {
+        received.set(request.body.event_id, request.body);
+        request.log.info({ eventId: request.body.event_id, taskId: request.body.task.id }, LOG.notificationRecorded);
+      }
+      return reply.code(204).send(null);
+    },
+  );
+  app.get(`/${NOTIFICATIONS_METHOD}`, { schema: { response: { 200: notificationListSchema } } }, () => ({
+    items: [...received.values()],
+  }));
+  // Nothing to wait for: it calls no Dapr API itself.
+  app.get('/healthz', { schema: { hide: true } }, () => ({ status: 'ok' }));
+  app.get('/readyz', { schema: { hide: true } }, () => ({ status: 'ok' }));
+}

@@ -1,0 +1,13 @@
+/** Entry point of the notification service (`node dist/service/notification-server.js` once compiled). */
+import Fastify from 'fastify';
+import { notificationServiceConfigFromEnv } from './config.ts';
+import { LOG, loggerOptions } from './logging.ts';
+import notificationApp from './notification-app.ts';
+import { serve } from './serve.ts';
+
+const settings = notificationServiceConfigFromEnv(process.env);
+const fastify = Fastify({ logger: loggerOptions(settings.logLevel, 'notification-service') });
+const logger = fastify.log;
+logger.info(LOG.starting);
+await fastify.register(notificationApp);
+await serve(fastify, settings, logger);

@@ -1,0 +1,25 @@
+/**
+ * Bearer-token check for the write routes. The token is compared in constant
+ * time and never logged (loggerOptions redacts the header besides).
+ */
+import { createHash, timingSafeEqual } from 'node:crypto';
+import type { FastifyRequest } from 'fastify';
+import { ServiceError } from '../errors.ts';
+import type { StartupGate } from '../startup.ts';
+
+const digest = (text: string): Buffer => createHash('sha256').update(text).digest();
+
+/** A preHandler that refuses the request with 401 unless it carries the API's token; a no-op when the API has none. */
+export function requireToken(gate: StartupGate): (request: FastifyRequest) => Promise<void> {
+  // eslint-disable-next-line @typescript-eslint/require-await -- Fastify runs async hooks without a done callback.
+  return async (request) => {
+    const token = gate.apiToken;
+    if (token === undefined) return;
+    const header = request.headers.authorization ?? '';
+    const presented = header.startsWith('Bearer ') ? header.slice('Bearer '.length) : '';
+    // Equal-length digests: timingSafeEqual needs them, and the comparison leaks nothing about the length.
+    if (!timingSafeEqual(digest(presented), digest(token))) {
+      throw new ServiceError('unauthorized', 'a valid Authorization: Bearer token is required');
+    }
+  };
+}

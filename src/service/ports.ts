@@ -1,0 +1,41 @@
+/**
+ * What the routes need from the outside world, one small interface per Dapr
+ * building block. The Dapr adapters in dapr/ are the only implementations;
+ * every method throws a ServiceError on failure, never returns one.
+ */
+import type { TaskEventType } from './schemas/event.ts';
+import type { ListQuery, Task, TaskPage } from './schemas/task.ts';
+
+export interface StoredTask {
+  task: Task;
+  /** The store's version of the document, passed back to update it. */
+  etag: string;
+}
+
+export interface TaskStore {
+  /** Writes the task and indexes its id, in one transaction. */
+  create(task: Task): Promise<void>;
+  get(id: string): Promise<StoredTask | undefined>;
+  /** Replaces the task if it is still at `etag`; throws etag_mismatch otherwise. */
+  replace(task: Task, etag: string): Promise<void>;
+  /** Deletes the task and its index entry, in one transaction; returns what was deleted, undefined when nothing was. */
+  delete(id: string): Promise<Task | undefined>;
+  list(query: ListQuery): Promise<TaskPage>;
+}
+
+export interface EventPublisher {
+  publish(type: TaskEventType, task: Task): Promise<void>;
+}
+
+export interface Notifier {
+  notify(eventId: string, task: Task): Promise<void>;
+}
+
+export interface Secrets {
+  read(name: string, key: string): Promise<string>;
+}
+
+export interface Sidecar {
+  /** Names of the components the sidecar has loaded; throws sidecar_unavailable when it does not answer. */
+  loadedComponents(): Promise<string[]>;
+}

@@ -1,0 +1,173 @@
+/** The task API: create, read, list, change status, delete. */
+import { randomBytes } from 'node:crypto';
+import type { FastifyBaseLogger, FastifyInstance } from 'fastify';
+import type { ZodTypeProvider } from 'fastify-type-provider-zod';
+import { z } from 'zod';
+import { isServiceError, ServiceError } from '../errors.ts';
+import { LOG } from '../logging.ts';
+import { requireToken } from '../plugins/auth.ts';
+import type { EventPublisher, TaskStore } from '../ports.ts';
+import type { TaskEventType } from '../schemas/event.ts';
+import {
+  createTaskSchema,
+  errorSchema,
+  listQuerySchema,
+  statusBodySchema,
+  statusQuerySchema,
+  taskPageSchema,
+  taskParamsSchema,
+  taskSchema,
+  type Task,
+} from '../schemas/task.ts';
+import type { StartupGate } from '../startup.ts';
+import { completes, newTask, uuidV7, withStatus } from '../tasks.ts';
+
+export interface TaskRoutesOptions {
+  store: TaskStore;
+  events: EventPublisher;
+  gate: StartupGate;
+}
+
+const errors = { 400: errorSchema, 401: errorSchema, 404: errorSchema, 409: errorSchema, 503: errorSchema };
+const writeSecurity = [{ bearer: [] }];
+
+/** HTTP ETags are quoted; the store's are not. */
+const quoted = (etag: string): string => `"${etag}"`;
+const unquoted = (header: string): string => header.replace(/^W\//, '').replace(/^"(.*)"$/, '$1');
+
+const notFound = (id: string): ServiceError => new ServiceError('task_not_found', `task ${id} not found`);
+const conflict = (current: Task): ServiceError =>
+  new ServiceError('etag_mismatch', `task ${current.id} changed since it was read`, { current });
+
+/**
+ * Events follow the committed write. A failed publish is logged, not answered
+ * as a failure: the task is stored, and a client retrying would write it twice.
+ */
+async function announce(
+  events: EventPublisher,
+  type: TaskEventType,
+  task: Task,
+  log: FastifyBaseLogger,
+): Promise<void> {
+  try {
+    await events.publish(type, task);
+  } catch (error) {
+    log.error(
+      { code: isServiceError(error) ? error.code : 'internal', err: error, taskId: task.id, type },
+      LOG.publishFailed,
+    );
+  }
+}
+
+export default function taskRoutes(fastify: FastifyInstance, options: TaskRoutesOptions, done: () => void): void {
+  const { store, events, gate } = options;
+  const app = fastify.withTypeProvider<ZodTypeProvider>();
+  const authorize = requireToken(gate);
+
+  // eslint-disable-next-line @typescript-eslint/require-await -- Fastify runs async hooks without a done callback.
+  app.addHook('onRequest', async () => {
+    if (!gate.isOpen) throw new ServiceError('not_ready', 'the service is starting: its Dapr sidecar is not ready yet');
+  });
+
+  app.post(
+    '/tasks',
+    {
+      preHandler: authorize,
+      schema: {
+        summary: 'Create a task',
+        security: writeSecurity,
+        body: createTaskSchema,
+        response: { 201: taskSchema, ...errors },
+      },
+    },
+    async (request, reply) => {
+      const now = new Date();
+      const task = newTask(request.body, uuidV7(now.getTime(), randomBytes(10)), now);
+      await store.create(task);
+      await announce(events, 'task.created', task, request.log);
+      return reply.code(201).header('location', `/tasks/${task.id}`).send(task);
+    },
+  );
+
+  app.get(
+    '/tasks/:id',
+    { schema: { summary: 'Get a task', params: taskParamsSchema, response: { 200: taskSchema, ...errors } } },
+    async (request, reply) => {
+      const stored = await store.get(request.params.id);
+      if (!stored) throw notFound(request.params.id);
+      return reply.header('etag', quoted(stored.etag)).send(stored.task);
+    },
+  );
+
+  app.get(
+    '/tasks',
+    {
+      schema: {
+        summary: 'List tasks, oldest first, a page at a time',
+        querystring: listQuerySchema,
+        response: { 200: taskPageSchema, ...errors },
+      },
+    },
+    (request) => store.list(request.query),
+  );
+
+  app.put(
+    '/tasks/:id/status',
+    {
+      preHandler: authorize,
+      schema: {
+        summary: 'Change a task status (JSON body, or ?status=)',
+        description: 'Send If-Match with the ETag of GET /tasks/:id to update only that version; a conflict is 409.',
+        security: writeSecurity,
+        params: taskParamsSchema,
+        querystring: statusQuerySchema,
+        body: statusBodySchema,
+        response: { 200: taskSchema, ...errors },
+      },
+    },
+    async (request) => {
+      const { id } = request.params;
+      const status = request.body?.status ?? request.query.status;
+      if (status === undefined) {
+        throw new ServiceError('validation_failed', 'status: required, in the JSON body or as ?status=', {
+          field: 'status',
+        });
+      }
+      const current = await store.get(id);
+      if (!current) throw notFound(id);
+      const ifMatch = request.headers['if-match'];
+      const expected = ifMatch === undefined ? current.etag : unquoted(ifMatch);
+      if (expected !== current.etag) throw conflict(current.task);
+      const updated = withStatus(current.task, status, new Date());
+      try {
+        await store.replace(updated, expected);
+      } catch (error) {
+        if (!isServiceError(error, 'etag_mismatch')) throw error;
+        const now = await store.get(id);
+        throw now ? conflict(now.task) : notFound(id);
+      }
+      if (completes(current.task, updated)) await announce(events, 'task.completed', updated, request.log);
+      return updated;
+    },
+  );
+
+  app.delete(
+    '/tasks/:id',
+    {
+      preHandler: authorize,
+      schema: {
+        summary: 'Delete a task',
+        security: writeSecurity,
+        params: taskParamsSchema,
+        response: { 204: z.null().describe('Deleted.'), ...errors },
+      },
+    },
+    async (request, reply) => {
+      const deleted = await store.delete(request.params.id);
+      if (!deleted) throw notFound(request.params.id);
+      await announce(events, 'task.deleted', deleted, request.log);
+      return reply.code(204).send(null);
+    },
+  );
+  done();
+}

@@ -1,0 +1,67 @@
+/**
+ * The task model and every request and response shape of the task API: one
+ * zod schema each, used for validation, TS types and the OpenAPI document.
+ */
+import { z } from 'zod';
+
+export const TASK_STATUSES = ['pending', 'in_progress', 'completed'] as const;
+export const taskStatusSchema = z.enum(TASK_STATUSES).describe('pending, in_progress or completed.');
+export type TaskStatus = z.infer<typeof taskStatusSchema>;
+
+export const taskIdSchema = z.uuid().describe('Task id (a UUIDv7, so ids sort by creation time).');
+
+export const taskSchema = z
+  .object({
+    id: taskIdSchema,
+    title: z.string().min(1).max(200),
+    description: z.string(),
+    status: taskStatusSchema,
+    priority: z.number().int().min(1).max(5),
+    created_at: z.iso.datetime(),
+    updated_at: z.iso.datetime(),
+  })
+  .meta({ id: 'Task' });
+export type Task = z.infer<typeof taskSchema>;
+
+export const createTaskSchema = z
+  .strictObject({
+    title: z.string().trim().min(1).max(200).describe('1 to 200 characters.'),
+    description: z.string().max(2000).default('').describe('Free text, at most 2000 characters.'),
+    status: taskStatusSchema.default('pending'),
+    priority: z.number().int().min(1).max(5).default(1).describe('1 (lowest) to 5.'),
+  })
+  .meta({ id: 'CreateTask' });
+export type CreateTask = z.infer<typeof createTaskSchema>;
+
+// Fastify hands a missing body over as null: the ?status= form sends none.
+export const statusBodySchema = z.strictObject({ status: taskStatusSchema }).nullish();
+export const statusQuerySchema = z.strictObject({
+  status: taskStatusSchema.optional().describe('The form `PUT /tasks/:id/status?status=completed`.'),
+});
+
+export const taskParamsSchema = z.strictObject({ id: taskIdSchema });
+
+export const listQuerySchema = z.strictObject({
+  limit: z.coerce.number().int().min(1).max(100).default(20).describe('Page size, 1 to 100.'),
+  cursor: taskIdSchema.optional().describe('next_cursor of the previous page.'),
+  status: taskStatusSchema.optional().describe('Only tasks with this status.'),
+});
+export type ListQuery = z.infer<typeof listQuerySchema>;
+
+export const taskPageSchema = z
+  .object({
+    items: z.array(taskSchema),
+    next_cursor: taskIdSchema.nullable().describe('Pass as cursor for the next page; null on the last page.'),
+  })
+  .meta({ id: 'TaskPage' });
+export type TaskPage = z.infer<typeof taskPageSchema>;
+
+export const errorSchema = z
+  .object({
+    code: z.string().describe('Stable machine-readable error code.'),
+    message: z.string(),
+    field: z.string().optional().describe('The request field that was rejected (400).'),
+    current: taskSchema.optional().describe('The stored version a conflicting write lost to (409).'),
+  })
+  .meta({ id: 'Error' });
+export type ErrorBody = z.infer<typeof errorSchema>;

@@ -1,0 +1,30 @@
+/** Listening and graceful shutdown, shared by both entry points. */
+import type { FastifyInstance } from 'fastify';
+import type { FastifyBaseLogger } from 'fastify';
+import type { ListenSettings } from './config.ts';
+import { LOG } from './logging.ts';
+
+/** Seconds in-flight requests get to finish after SIGTERM; Kubernetes' default grace period is 30. */
+const SHUTDOWN_GRACE_MS = 20_000;
+
+export async function serve(
+  fastify: FastifyInstance,
+  settings: ListenSettings,
+  logger: FastifyBaseLogger,
+  onClose: () => Promise<void> = () => Promise.resolve(),
+): Promise<void> {
+  let stopping = false;
+  const stop = async (signal: string): Promise<void> => {
+    if (stopping) return;
+    stopping = true;
+    logger.info({ signal }, LOG.stopping);
+    setTimeout(() => process.exit(1), SHUTDOWN_GRACE_MS).unref();
+    await fastify.close();
+    await onClose();
+    process.exit(0);
+  };
+  process.on('SIGTERM', () => void stop('SIGTERM'));
+  process.on('SIGINT', () => void stop('SIGINT'));
+  await fastify.listen({ port: settings.port, host: settings.host });
+  logger.info({ port: settings.port, host: settings.host }, LOG.listening);
+}

@@ -1,0 +1,211 @@
+/**
+ * A task service as a pod would run it, on the test bed: the operator's
+ * builders render the TaskApi's Components, Subscription and Deployments; the
+ * Components and Subscription go into daprd's resources folder, and the
+ * service runs as a real process with the container's args and env, beside a
+ * real daprd. With notifications, the notification service runs the same way
+ * under its own app-id.
+ */
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { V1Deployment } from '@kubernetes/client-node';
+import { stringify } from 'yaml';
+import type { StateBackend, TaskApi } from '../../src/api/resource.ts';
+import type { Task, TaskPage } from '../../src/service/schemas/task.ts';
+import {
+  buildPubsubComponent,
+  buildSecretStoreComponent,
+  buildStateComponent,
+} from '../../src/controller/resources/components.ts';
+import {
+  buildNotificationDeployment,
+  buildTaskDeployment,
+  DEFAULT_BUILD_SETTINGS,
+  SERVICE_ENV,
+} from '../../src/controller/resources/deployment.ts';
+import { buildSubscription } from '../../src/controller/resources/subscription.ts';
+import { startDaprd, type Daprd } from '../../testbed/harness/daprd.ts';
+import { kubectlOk } from '../../testbed/harness/kubectl.ts';
+import { freePort } from '../../testbed/harness/ports.ts';
+import { ManagedProcess, waitUntil } from '../../testbed/harness/process.ts';
+import type { TestbedInfo } from '../../testbed/harness/testbed.ts';
+import type { JsonClient } from './http.ts';
+import { taskApiFixture } from './taskapi-fixtures.ts';
+
+/** Where the state store and pub/sub live: the test bed's servers, or a test's own. */
+export interface Stores {
+  redis: { address: string; password: string };
+  postgres: { connectionString: string };
+}
+
+export interface StackOptions {
+  /** TaskApi name: the app-id, namespace suffix and topic prefix, so stacks never share events or keys. */
+  name: string;
+  backend: StateBackend;
+  stores: Stores;
+  apiToken?: string;
+  notifications?: boolean;
+}
+
+export interface RunningApp {
+  url: string;
+  daprd: Daprd;
+  process: ManagedProcess;
+}
+
+export interface TaskServiceStack extends RunningApp {
+  taskApi: TaskApi;
+  notifications: RunningApp | undefined;
+  stop(): Promise<void>;
+}
+
+const SECRETS = { redis: 'redis-auth', postgres: 'pg-auth', apiToken: 'api-token' };
+
+async function createNamespace(testbed: TestbedInfo, namespace: string, options: StackOptions): Promise<void> {
+  const k = (args: string[]) => kubectlOk(testbed.kubeconfig, args);
+  await k(['create', 'namespace', namespace]);
+  const secret = (name: string, key: string, value: string) =>
+    k(['create', 'secret', 'generic', name, '-n', namespace, `--from-literal=${key}=${value}`]);
+  await secret(SECRETS.redis, 'password', options.stores.redis.password);
+  await secret(SECRETS.postgres, 'connectionString', options.stores.postgres.connectionString);
+  if (options.apiToken !== undefined) await secret(SECRETS.apiToken, 'token', options.apiToken);
+}
+
+/** The Components and Subscription the operator renders, made loadable by a standalone daprd. */
+function daprResources(taskApi: TaskApi, backend: StateBackend, kubeconfig: string): object[] {
+  const state = buildStateComponent(taskApi, backend);
+  const pubsub = buildPubsubComponent(taskApi);
+  if (!state || !pubsub) throw new Error(`the fixture has no settings for ${backend} or pub/sub`);
+  const secretStore = buildSecretStoreComponent(taskApi);
+  // In a pod the Kubernetes secret store uses the service account and the pod's namespace; here it needs both spelled out.
+  secretStore.spec.metadata.push(
+    { name: 'kubeconfigPath', value: kubeconfig },
+    { name: 'defaultNamespace', value: taskApi.metadata.namespace },
+  );
+  return [secretStore, state, pubsub, buildSubscription(taskApi)];
+}
+
+/** The container's env as a process environment; `overrides` for what differs on one host (ports). */
+function containerEnv(deployment: V1Deployment, overrides: Record<string, string>): NodeJS.ProcessEnv {
+  const container = deployment.spec?.template.spec?.containers[0];
+  const env = Object.fromEntries((container?.env ?? []).map((variable) => [variable.name, variable.value ?? '']));
+  return { PATH: process.env.PATH, ...env, ...overrides };
+}
+
+function containerArgs(deployment: V1Deployment): string[] {
+  return deployment.spec?.template.spec?.containers[0]?.args ?? [];
+}
+
+interface AppSpec {
+  appId: string;
+  deployment: V1Deployment;
+  resources: object[];
+  port: number;
+  dir: string;
+  namespace: string;
+}
+
+/** daprd first (its ports go in the app's env, as the injector does), then the app, then wait for /readyz. */
+async function startApp(spec: AppSpec): Promise<RunningApp> {
+  mkdirSync(spec.dir, { recursive: true });
+  writeFileSync(join(spec.dir, 'resources.yaml'), spec.resources.map((manifest) => stringify(manifest)).join('---\n'));
+  const daprd = await startDaprd({
+    appId: spec.appId,
+    resourcesPath: spec.dir,
+    logDir: spec.dir,
+    appPort: spec.port,
+    env: { NAMESPACE: spec.namespace },
+  });
+  const child = ManagedProcess.start({
+    name: spec.appId,
+    command: process.execPath,
+    args: containerArgs(spec.deployment),
+    logDir: spec.dir,
+    env: containerEnv(spec.deployment, {
+      [SERVICE_ENV.appPort]: String(spec.port),
+      DAPR_HTTP_PORT: String(daprd.httpPort),
+      APP_ID: spec.appId,
+      HOST: '127.0.0.1',
+    }),
+  });
+  const url = `http://127.0.0.1:${spec.port}`;
+  await waitUntil(async () => (await fetch(`${url}/readyz`)).ok, {
+    what: `${spec.appId} to become ready`,
+    timeoutMs: 60_000,
+    watch: [child, daprd.process],
+  });
+  return { url, daprd, process: child };
+}
+
+export async function startTaskServiceStack(testbed: TestbedInfo, options: StackOptions): Promise<TaskServiceStack> {
+  const namespace = `dapr-${options.name}`;
+  await createNamespace(testbed, namespace, options);
+  const port = await freePort();
+  const taskApi = taskApiFixture(
+    {
+      appPort: port,
+      stateBackend: options.backend,
+      redis: {
+        host: options.stores.redis.address,
+        passwordSecretRef: { name: SECRETS.redis, key: 'password' },
+      },
+      postgresql: { connectionStringSecretRef: { name: SECRETS.postgres, key: 'connectionString' } },
+      pubsub: { topic: `${options.name}-tasks` },
+      ...(options.notifications ? { notifications: { appId: `${options.name}-notify`, deploy: true } } : {}),
+      ...(options.apiToken !== undefined ? { apiTokenSecretRef: { name: SECRETS.apiToken, key: 'token' } } : {}),
+    },
+    options.name,
+    namespace,
+  );
+  const dir = join(testbed.dir, 'dapr', options.name);
+  const started: RunningApp[] = [];
+  const stop = async (): Promise<void> => {
+    for (const app of started.reverse()) {
+      await app.process.stop();
+      await app.daprd.stop();
+    }
+  };
+  try {
+    const notificationDeployment = buildNotificationDeployment(taskApi, DEFAULT_BUILD_SETTINGS);
+    const notifications =
+      notificationDeployment &&
+      (await startApp({
+        appId: `${options.name}-notify`,
+        deployment: notificationDeployment,
+        resources: [],
+        port: await freePort(),
+        dir: join(dir, 'notifications'),
+        namespace,
+      }));
+    if (notifications) started.push(notifications);
+    const service = await startApp({
+      appId: taskApi.metadata.name,
+      deployment: buildTaskDeployment(taskApi, options.backend, 'test', DEFAULT_BUILD_SETTINGS),
+      resources: daprResources(taskApi, options.backend, testbed.kubeconfig),
+      port,
+      dir: join(dir, 'service'),
+      namespace,
+    });
+    started.push(service);
+    return { ...service, taskApi, notifications, stop };
+  } catch (error) {
+    await stop();
+    throw error;
+  }
+}
+
+/** Every task GET /tasks lists (so every id in the service's index), following next_cursor. */
+export async function allTasks(api: JsonClient, limit: number, status?: string): Promise<Task[]> {
+  const tasks: Task[] = [];
+  let cursor: string | null = null;
+  do {
+    const query = new URLSearchParams({ limit: String(limit) });
+    if (cursor !== null) query.set('cursor', cursor);
+    if (status !== undefined) query.set('status', status);
+    const page = await api.request<TaskPage>('GET', `/tasks?${query.toString()}`);
+    if (page.status !== 200) throw new Error(`GET /tasks answered ${page.status}`);
+    tasks.push(...page.body.items);
+    cursor = page.body.next_cursor;
+  } while (cursor !== null);
+  return tasks;
+}
