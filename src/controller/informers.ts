@@ -7,6 +7,7 @@
  * objects.
  */
 import type { Logger } from 'pino';
+import { StopSignal } from './stop-signal.ts';
 import { resourcePath, type KindInfo } from './kinds.ts';
 import { KubeApiError, type KubeClient, type WatchEvent, type WatchStream } from './kube.ts';
 import { MANAGED_BY, MANAGED_BY_LABEL } from './names.ts';
@@ -33,8 +34,7 @@ export class Informer<T extends Snapshot> {
   private readonly handlers: ((snapshot: T) => void)[] = [];
   private resourceVersion = '';
   private stream: WatchStream | undefined;
-  private stopped = false;
-  private wake: (() => void) | undefined;
+  private readonly signal = new StopSignal();
   private running: Promise<void> | undefined;
 
   constructor(
@@ -59,13 +59,13 @@ export class Informer<T extends Snapshot> {
   /** Resolves once the first list is in the cache (retrying until it is); then keeps the cache current. */
   async start(): Promise<void> {
     let delayMs = RETRY_DELAY_MS.base;
-    while (!this.stopped) {
+    while (!this.signal.isStopped()) {
       try {
         await this.relist();
         break;
       } catch (error) {
         this.logger.warn({ err: error, retryInMs: delayMs }, 'list failed; retrying');
-        await this.sleep(delayMs);
+        await this.signal.sleep(delayMs);
         delayMs = Math.min(delayMs * 2, RETRY_DELAY_MS.max);
       }
     }
@@ -73,9 +73,8 @@ export class Informer<T extends Snapshot> {
   }
 
   async stop(): Promise<void> {
-    this.stopped = true;
+    this.signal.stop();
     this.stream?.stop();
-    this.wake?.();
     await this.running;
   }
 
@@ -169,7 +168,7 @@ export class Informer<T extends Snapshot> {
 
   private async watchLoop(): Promise<void> {
     let delayMs = RETRY_DELAY_MS.base;
-    while (!this.stopped) {
+    while (!this.signal.isStopped()) {
       try {
         if (!this.resourceVersion) await this.relist();
         this.stream = this.kube.watch(
@@ -188,30 +187,15 @@ export class Informer<T extends Snapshot> {
         await this.stream.done;
         delayMs = RETRY_DELAY_MS.base;
       } catch (error) {
-        if (this.isStopped()) return;
+        if (this.signal.isStopped()) return;
         if (error instanceof ExpiredError || (error instanceof KubeApiError && error.statusCode === 410)) {
           this.resourceVersion = '';
           continue;
         }
         this.logger.warn({ err: error, retryInMs: delayMs }, 'list/watch failed; retrying');
-        await this.sleep(delayMs);
+        await this.signal.sleep(delayMs);
         delayMs = Math.min(delayMs * 2, RETRY_DELAY_MS.max);
       }
     }
-  }
-
-  /** A method, not the field: stop() flips it while the loop awaits. */
-  private isStopped(): boolean {
-    return this.stopped;
-  }
-
-  private sleep(ms: number): Promise<void> {
-    return new Promise((resolve) => {
-      const timer = setTimeout(resolve, ms);
-      this.wake = () => {
-        clearTimeout(timer);
-        resolve();
-      };
-    });
   }
 }

@@ -6,6 +6,7 @@
  * within the renew deadline stops leading.
  */
 import type { Logger } from 'pino';
+import { StopSignal } from './stop-signal.ts';
 import { LEASE_KIND, resourcePath } from './kinds.ts';
 import { isNotFound, KubeApiError, type KubeClient } from './kube.ts';
 
@@ -39,9 +40,8 @@ export class LeaderElector {
   private readonly options: LeaderElectionOptions;
   private readonly logger: Logger;
   private observed: { record: string; at: number } | undefined;
-  private stopped = false;
+  private readonly signal = new StopSignal();
   private leading = false;
-  private wake: (() => void) | undefined;
 
   constructor(kube: KubeClient, options: LeaderElectionOptions, logger: Logger) {
     this.kube = kube;
@@ -58,15 +58,16 @@ export class LeaderElector {
    * and calls `onLost` if renewal fails past the deadline. Resolves when stopped or lost.
    */
   async run(onStarted: () => void, onLost: () => void): Promise<void> {
-    while (!this.isStopped() && !(await this.tryAcquireOrRenew())) await this.sleep(this.options.retryPeriodMs);
-    if (this.isStopped()) return;
+    while (!this.signal.isStopped() && !(await this.tryAcquireOrRenew()))
+      await this.signal.sleep(this.options.retryPeriodMs);
+    if (this.signal.isStopped()) return;
     this.leading = true;
     this.logger.info('became leader');
     onStarted();
     let lastRenew = Date.now();
-    while (!this.isStopped()) {
-      await this.sleep(this.options.retryPeriodMs);
-      if (this.isStopped()) break;
+    while (!this.signal.isStopped()) {
+      await this.signal.sleep(this.options.retryPeriodMs);
+      if (this.signal.isStopped()) break;
       if (await this.tryAcquireOrRenew()) {
         lastRenew = Date.now();
       } else if (Date.now() - lastRenew > this.options.renewDeadlineMs) {
@@ -80,8 +81,7 @@ export class LeaderElector {
 
   /** Stops campaigning; a leader hands the Lease back so another replica takes over at once. */
   async stop(): Promise<void> {
-    this.stopped = true;
-    this.wake?.();
+    this.signal.stop();
     if (!this.leading) return;
     this.leading = false;
     try {
@@ -94,21 +94,6 @@ export class LeaderElector {
     } catch (error) {
       this.logger.warn({ err: error }, 'could not release the lease; it expires by itself');
     }
-  }
-
-  /** A method, not the field: stop() flips it while run() awaits. */
-  private isStopped(): boolean {
-    return this.stopped;
-  }
-
-  private sleep(ms: number): Promise<void> {
-    return new Promise((resolve) => {
-      const timer = setTimeout(resolve, ms);
-      this.wake = () => {
-        clearTimeout(timer);
-        resolve();
-      };
-    });
   }
 
   private get path(): string {
