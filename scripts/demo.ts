@@ -68,8 +68,9 @@ try {
   let last = '';
   const deadline = Date.now() + 120_000;
   for (;;) {
-    const row = (await k(['get', 'taskapis', '-o', 'wide', '--no-headers'])).trim();
+    // Components first: the old one goes only after status moved, so a row read after them is never older.
     const components = (await k(['get', 'components.dapr.io', '-o', 'name'])).trim().split('\n').join(' ');
+    const row = (await k(['get', 'taskapis', '-o', 'wide', '--no-headers'])).trim();
     const line = `${row}   [${components}]`;
     if (line !== last) console.log(line);
     last = line;
@@ -84,6 +85,7 @@ try {
       'events',
       '--field-selector',
       'involvedObject.kind=TaskApi',
+      '--sort-by=.metadata.resourceVersion',
       '-o',
       'custom-columns=TYPE:.type,REASON:.reason,MESSAGE:.message',
     ]),

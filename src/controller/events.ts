@@ -19,8 +19,14 @@ interface PendingEvent {
 }
 
 const MAX_PENDING = 1_000;
-/** Events in flight at once: enough to keep up, few enough to leave the API server to reconciles. */
-const SENDERS = 2;
+/**
+ * The same Event for the same object within this window is written once, as
+ * client-go's correlator does: two passes that read the cache before it caught
+ * up with the status the first one wrote would otherwise both report a transition.
+ */
+const REPEAT_WINDOW_MS = 10 * 60_000;
+/** One at a time, as client-go's broadcaster: a TaskApi's Events are written in the order they happened. */
+const SENDERS = 1;
 
 export class EventRecorder {
   private readonly kube: KubeClient;
@@ -28,6 +34,8 @@ export class EventRecorder {
   private readonly pending: PendingEvent[] = [];
   private sending = 0;
   private idle: (() => void)[] = [];
+  /** Last Event recorded per object uid, with when. */
+  private readonly last = new Map<string, { event: string; at: number }>();
 
   constructor(kube: KubeClient, logger: Logger) {
     this.kube = kube;
@@ -35,6 +43,17 @@ export class EventRecorder {
   }
 
   record(taskApi: TaskApi, type: EventType, reason: string, message: string): void {
+    const now = performance.now();
+    const event = `${type}/${reason}/${message}`;
+    const previous = this.last.get(taskApi.metadata.uid);
+    if (previous?.event === event && now - previous.at < REPEAT_WINDOW_MS) return;
+    this.last.delete(taskApi.metadata.uid);
+    this.last.set(taskApi.metadata.uid, { event, at: now });
+    // Oldest first (insertion order): forget what fell out of the window.
+    for (const [uid, entry] of this.last) {
+      if (now - entry.at < REPEAT_WINDOW_MS) break;
+      this.last.delete(uid);
+    }
     if (this.pending.length >= MAX_PENDING) {
       const dropped = this.pending.shift();
       this.logger.warn({ reason: dropped?.reason }, 'event dropped: too many pending');
