@@ -8,7 +8,7 @@
  */
 import type { Logger } from 'pino';
 import { StopSignal } from './stop-signal.ts';
-import { resourcePath, type KindInfo } from './kinds.ts';
+import { apiVersionOf, resourcePath, type KindInfo } from './kinds.ts';
 import { KubeApiError, type KubeClient, type WatchEvent, type WatchStream } from './kube.ts';
 import { MANAGED_BY, MANAGED_BY_LABEL } from './names.ts';
 import type { RawObject, Snapshot } from './snapshot.ts';
@@ -123,7 +123,7 @@ export class Informer<T extends Snapshot> {
       });
       for (const item of page.items) {
         // List items carry no apiVersion/kind of their own.
-        const snapshot = this.toSnapshot({ ...item, apiVersion: this.apiVersion, kind: this.info.kind });
+        const snapshot = this.toSnapshot({ ...item, apiVersion: apiVersionOf(this.info), kind: this.info.kind });
         seen.set(`${snapshot.metadata.namespace}/${snapshot.metadata.name}`, snapshot);
       }
       resourceVersion ||= page.metadata.resourceVersion;
@@ -141,10 +141,6 @@ export class Informer<T extends Snapshot> {
       if (old?.metadata.resourceVersion !== snapshot.metadata.resourceVersion) this.emit(snapshot);
     }
     this.resourceVersion = resourceVersion;
-  }
-
-  private get apiVersion(): string {
-    return this.info.group ? `${this.info.group}/${this.info.version}` : this.info.version;
   }
 
   private handle(event: WatchEvent): void {

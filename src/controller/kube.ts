@@ -79,7 +79,7 @@ const REQUEST_TIMEOUT_MS = 30_000;
 const MAX_SOCKETS = 32;
 
 /** Times are RFC 3339 to the second, as metav1.Time serializes them. */
-const rfc3339 = (date: Date): string => date.toISOString().replace(/\.\d+Z$/, 'Z');
+export const rfc3339 = (date: Date): string => date.toISOString().replace(/\.\d+Z$/, 'Z');
 
 export class KubeClient {
   private readonly connection: Connection;

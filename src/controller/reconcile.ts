@@ -15,7 +15,7 @@ import { containsDesired } from './compare.ts';
 import { desiredChildren, type Manifest, type Placement } from './desired.ts';
 import type { EventRecorder, EventType } from './events.ts';
 import type { Informer } from './informers.ts';
-import { KubeApiError, type KubeClient } from './kube.ts';
+import { KubeApiError, rfc3339, type KubeClient } from './kube.ts';
 import { COMPONENT_LABEL, RENDERED_HASH_ANNOTATION } from './names.ts';
 import type { BuildSettings } from './resources/deployment.ts';
 import { canonicalJson } from './resources/hash.ts';
@@ -185,14 +185,7 @@ async function prune(ctx: ReconcileContext, key: string, desired: Manifest[]): P
 }
 
 async function writeStatus(ctx: ReconcileContext, taskApi: TaskApi, outcome: PassOutcome): Promise<void> {
-  const status = computeStatus(
-    taskApi,
-    outcome,
-    ctx
-      .now()
-      .toISOString()
-      .replace(/\.\d+Z$/, 'Z'),
-  );
+  const status = computeStatus(taskApi, outcome, rfc3339(ctx.now()));
   if (canonicalJson(status) === canonicalJson(taskApi.status ?? {})) return;
   await ctx.kube.applyStatus(taskApi, status);
   recordTransitions(ctx, taskApi, taskApi.status, status);
