@@ -33,6 +33,11 @@ export default tseslint.config(
           allowTypeImports: true,
           message: 'The operator process does not load this package (memory budget); import its types only.',
         })),
+        {
+          name: 'node:http',
+          allowTypeImports: true,
+          message: "An ESM import of node:http loads Node's bundled undici (14 MiB); use ./node-http.ts.",
+        },
       ],
     },
   },

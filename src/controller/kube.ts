@@ -9,7 +9,7 @@
  * budget of 64 MiB + 20 KiB per TaskApi. The operator needs eight REST calls and
  * a watch; each is a few lines here. (client-node stays for its TS types.)
  */
-import { request as httpRequest, Agent as HttpAgent, type IncomingMessage } from 'node:http';
+import type { Agent as HttpAgent, IncomingMessage } from 'node:http';
 import { request as httpsRequest, Agent as HttpsAgent } from 'node:https';
 import { randomBytes } from 'node:crypto';
 import { KIND, type TaskApi } from '../api/resource.ts';
@@ -17,6 +17,7 @@ import type { TaskApiStatus } from '../api/taskapi.ts';
 import type { Manifest } from './desired.ts';
 import { apiVersionOf, EVENT_KIND, kindOf, resourcePath, SECRET_KIND, TASKAPI_KIND } from './kinds.ts';
 import type { Connection } from './kubeconfig.ts';
+import { http } from './node-http.ts';
 import { FIELD_MANAGER } from './names.ts';
 import type { RawObject } from './snapshot.ts';
 
@@ -100,11 +101,11 @@ export class KubeClient {
       key: connection.clientKey,
       rejectUnauthorized: !connection.insecureSkipTlsVerify,
     };
-    this.request = tls ? httpsRequest : httpRequest;
+    this.request = tls ? httpsRequest : http.request;
     this.agent = tls
       ? new HttpsAgent({ ...options, maxSockets: MAX_SOCKETS })
-      : new HttpAgent({ keepAlive: true, maxSockets: MAX_SOCKETS });
-    this.watchAgent = tls ? new HttpsAgent(options) : new HttpAgent({ keepAlive: true });
+      : new http.Agent({ keepAlive: true, maxSockets: MAX_SOCKETS });
+    this.watchAgent = tls ? new HttpsAgent(options) : new http.Agent({ keepAlive: true });
   }
 
   get namespace(): string | undefined {

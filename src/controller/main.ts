@@ -3,7 +3,7 @@
  * election, the controller, and a graceful shutdown on SIGTERM/SIGINT
  * (in-flight reconciles finish, the Lease is handed back).
  */
-import { createServer, type Server } from 'node:http';
+import type { Server } from 'node:http';
 import { pino } from 'pino';
 import { Controller } from './controller.ts';
 import { KubeClient } from './kube.ts';
@@ -12,6 +12,7 @@ import { LeaderElector } from './leader.ts';
 import { OperatorMetrics } from './metrics.ts';
 import { DEFAULT_BUILD_SETTINGS } from './resources/deployment.ts';
 import { settingsFromEnv } from './settings.ts';
+import { http } from './node-http.ts';
 
 const settings = settingsFromEnv(process.env);
 const logger = pino({ level: settings.logLevel, base: { component: 'taskapi-operator' } });
@@ -36,7 +37,7 @@ let shuttingDown = false;
 let controllerStarted: Promise<void> | undefined;
 
 function listen(port: number, handle: (path: string) => { status: number; body: string | Promise<string> }): Server {
-  const server = createServer((request, response) => {
+  const server = http.createServer((request, response) => {
     const { status, body } = handle(request.url ?? '/');
     void Promise.resolve(body).then((text) => {
       response.writeHead(status, { 'content-type': 'text/plain; charset=utf-8' }).end(text);
