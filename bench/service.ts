@@ -6,15 +6,22 @@
  *             task.created, and reads with getBulk);
  *   baseline  the same mix sent straight to daprd's state HTTP API (save one
  *             key, get one key): same daprd, same store, same concurrency.
- * Rounds alternate between the two so drift hits both alike. For Redis and
- * for PostgreSQL it prints the throughput ratio (goal >= 0.8) and the p50/p99
- * latency the service adds (goal p99 <= 1 ms added).
+ *   passthrough  the same mix sent to a bare node:http pass-through
+ *             (bench/passthrough.ts: one daprd call per request, nothing else);
+ *             its ratio is the ceiling for any service between client and daprd.
+ * Rounds alternate between them so drift hits all alike. For Redis and for
+ * PostgreSQL it prints the throughput ratio (goal >= 0.8) and the p50/p99
+ * latency the service adds (goal p99 <= 1 ms added), and the same for the
+ * pass-through.
  *
  *   npm run bench:service
  *   BENCH_SECONDS=10 BENCH_CONCURRENCY=16 npm run bench:service
  */
+import { join } from 'node:path';
 import type { StateBackend } from '../src/api/resource.ts';
 import { names } from '../src/controller/names.ts';
+import { freePort } from '../testbed/harness/ports.ts';
+import { ManagedProcess, waitUntil } from '../testbed/harness/process.ts';
 import { startTestbed, testbedInfo } from '../testbed/harness/testbed.ts';
 import { startTaskServiceStack, type TaskServiceStack } from '../test/support/task-service-stack.ts';
 
@@ -39,11 +46,11 @@ async function expectOk(response: Response, what: string): Promise<void> {
   if (!response.ok) throw new Error(`${what} answered ${response.status}: ${await response.text()}`);
 }
 
-function serviceTarget(stack: TaskServiceStack): Target {
+function httpTarget(name: string, url: string): Target {
   return {
-    name: 'service',
+    name,
     async create(index) {
-      const response = await fetch(`${stack.url}/tasks`, {
+      const response = await fetch(`${url}/tasks`, {
         method: 'POST',
         headers: { 'content-type': 'application/json' },
         body: JSON.stringify({ title: `bench ${index}`, priority: 2 }),
@@ -52,7 +59,7 @@ function serviceTarget(stack: TaskServiceStack): Target {
       return ((await response.json()) as { id: string }).id;
     },
     async read(id) {
-      const response = await fetch(`${stack.url}/tasks/${id}`);
+      const response = await fetch(`${url}/tasks/${id}`);
       await expectOk(response, 'GET /tasks/:id');
       await response.arrayBuffer();
     },
@@ -107,8 +114,35 @@ function percentile(sorted: number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? Number.NaN;
 }
 
-async function measure(backend: StateBackend, stack: TaskServiceStack): Promise<void> {
-  const targets = [serviceTarget(stack), daprdTarget(stack, names.stateComponent(stack.taskApi, backend))];
+/** bench/passthrough.ts in its own process, in front of the same daprd and store. */
+async function startPassthrough(stack: TaskServiceStack, storeName: string, logDir: string) {
+  const port = await freePort();
+  const child = ManagedProcess.start({
+    name: 'passthrough',
+    command: process.execPath,
+    args: [join(import.meta.dirname, 'passthrough.ts')],
+    logDir,
+    env: {
+      PATH: process.env.PATH,
+      PASSTHROUGH_PORT: String(port),
+      DAPR_STATE_URL: `${stack.daprd.httpUrl}/v1.0/state/${storeName}`,
+    },
+  });
+  const url = `http://127.0.0.1:${port}`;
+  await waitUntil(async () => (await fetch(`${url}/tasks/none`)).status === 404, {
+    what: 'the pass-through to listen',
+    timeoutMs: 10_000,
+    watch: [child],
+  });
+  return { url, stop: () => child.stop() };
+}
+
+async function measure(backend: StateBackend, stack: TaskServiceStack, passthroughUrl: string): Promise<void> {
+  const targets = [
+    httpTarget('service', stack.url),
+    daprdTarget(stack, names.stateComponent(stack.taskApi, backend)),
+    httpTarget('passthrough', passthroughUrl),
+  ];
   const totals = new Map<string, RoundResult>(targets.map((target) => [target.name, { requests: 0, latenciesMs: [] }]));
   const seeds = new Map<string, string[]>();
   for (const target of targets) {
@@ -130,17 +164,19 @@ async function measure(backend: StateBackend, stack: TaskServiceStack): Promise<
     const seconds = (ROUNDS * ROUND_MS) / 1000;
     return { rps: total.requests / seconds, p50: percentile(sorted, 50), p99: percentile(sorted, 99) };
   };
-  const service = stats('service');
   const daprd = stats('daprd');
   const ms = (value: number) => `${value.toFixed(2)} ms`;
-  console.log(
-    `[bench:service] ${backend}: service ${service.rps.toFixed(0)} req/s (p50 ${ms(service.p50)}, p99 ${ms(service.p99)}) | ` +
-      `daprd ${daprd.rps.toFixed(0)} req/s (p50 ${ms(daprd.p50)}, p99 ${ms(daprd.p99)})`,
-  );
-  console.log(
-    `[bench:service] ${backend}: throughput ratio ${(service.rps / daprd.rps).toFixed(2)} (goal >= 0.8); ` +
-      `added latency p50 ${ms(service.p50 - daprd.p50)}, p99 ${ms(service.p99 - daprd.p99)} (goal p99 <= 1 ms)`,
-  );
+  for (const name of ['service', 'passthrough']) {
+    const front = stats(name);
+    console.log(
+      `[bench:service] ${backend}: ${name} ${front.rps.toFixed(0)} req/s (p50 ${ms(front.p50)}, p99 ${ms(front.p99)}) | ` +
+        `daprd ${daprd.rps.toFixed(0)} req/s (p50 ${ms(daprd.p50)}, p99 ${ms(daprd.p99)})`,
+    );
+    console.log(
+      `[bench:service] ${backend}: ${name} throughput ratio ${(front.rps / daprd.rps).toFixed(2)} (goal >= 0.8); ` +
+        `added latency p50 ${ms(front.p50 - daprd.p50)}, p99 ${ms(front.p99 - daprd.p99)} (goal p99 <= 1 ms)`,
+    );
+  }
 }
 
 console.log(
@@ -151,9 +187,15 @@ try {
   const info = testbedInfo(testbed);
   for (const backend of ['redis', 'postgresql'] as const) {
     const stack = await startTaskServiceStack(info, { name: `bench-${backend}`, backend, stores: info });
+    const passthrough = await startPassthrough(
+      stack,
+      names.stateComponent(stack.taskApi, backend),
+      join(info.dir, 'passthrough', backend),
+    );
     try {
-      await measure(backend, stack);
+      await measure(backend, stack, passthrough.url);
     } finally {
+      await passthrough.stop();
       await stack.stop();
     }
   }
