@@ -187,15 +187,18 @@ try {
   const info = testbedInfo(testbed);
   for (const backend of ['redis', 'postgresql'] as const) {
     const stack = await startTaskServiceStack(info, { name: `bench-${backend}`, backend, stores: info });
-    const passthrough = await startPassthrough(
-      stack,
-      names.stateComponent(stack.taskApi, backend),
-      join(info.dir, 'passthrough', backend),
-    );
     try {
-      await measure(backend, stack, passthrough.url);
+      const passthrough = await startPassthrough(
+        stack,
+        names.stateComponent(stack.taskApi, backend),
+        join(info.dir, 'passthrough', backend),
+      );
+      try {
+        await measure(backend, stack, passthrough.url);
+      } finally {
+        await passthrough.stop();
+      }
     } finally {
-      await passthrough.stop();
       await stack.stop();
     }
   }
