@@ -29,6 +29,8 @@ export interface OperatorOptions {
   /** Distinguishes several operators (leader election); also their Lease identity. */
   name?: string;
   env?: Record<string, string>;
+  /** Node flags added to the manifest's (benchmarks trying one out before it ships). */
+  extraNodeArgs?: string[];
 }
 
 /** Compiles src/ (operator and services) to dist/, as the image does (incremental: about a second when little changed). */
@@ -61,6 +63,9 @@ export function operatorNodeArgs(): string[] {
   return args;
 }
 
+/** `args` with `extra` flags placed before the script, the last argument. */
+const withNodeArgs = (args: string[], extra: string[]): string[] => [...args.slice(0, -1), ...extra, ...args.slice(-1)];
+
 export async function startOperator(options: OperatorOptions): Promise<RunningOperator> {
   const name = options.name ?? 'taskapi-operator';
   const metricsPort = await freePort();
@@ -69,7 +74,7 @@ export async function startOperator(options: OperatorOptions): Promise<RunningOp
     name,
     // process.execPath: the Node running the tests (24, from the node devDependency).
     command: process.execPath,
-    args: operatorNodeArgs(),
+    args: withNodeArgs(operatorNodeArgs(), options.extraNodeArgs ?? []),
     cwd: repoRoot,
     logDir: options.logDir,
     env: {
