@@ -47,7 +47,13 @@ export class Controller {
     this.queue = new WorkQueue(undefined, metrics.queueObserver());
     this.taskApis = new Informer(kube, TASKAPI_KIND, taskApiSnapshot, logger);
     this.children = new Map(
-      CHILD_KINDS.map((info) => [info.kind, new Informer(kube, info, childSnapshot, logger, MANAGED_SELECTOR)]),
+      CHILD_KINDS.map((info) => [
+        info.kind,
+        new Informer(kube, info, childSnapshot, logger, {
+          labelSelector: MANAGED_SELECTOR,
+          indexKey: (child) => child.owner,
+        }),
+      ]),
     );
     this.events = new EventRecorder(kube, logger);
     this.context = {

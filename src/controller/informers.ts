@@ -24,6 +24,18 @@ const RETRY_DELAY_MS = { base: 500, max: 30_000 };
 /** The resourceVersion a watch asked for is gone from the server's window; only a new list helps. */
 class ExpiredError extends Error {}
 
+function addTo<T>(maps: Map<string, Map<string, T>>, outer: string, inner: string, value: T): void {
+  let objects = maps.get(outer);
+  if (!objects) maps.set(outer, (objects = new Map<string, T>()));
+  objects.set(inner, value);
+}
+
+function removeFrom<T>(maps: Map<string, Map<string, T>>, outer: string, inner: string): void {
+  const objects = maps.get(outer);
+  objects?.delete(inner);
+  if (objects?.size === 0) maps.delete(outer);
+}
+
 export class Informer<T extends Snapshot> {
   readonly info: KindInfo;
   private readonly kube: KubeClient;
@@ -31,6 +43,9 @@ export class Informer<T extends Snapshot> {
   private readonly labelSelector: string | undefined;
   private readonly logger: Logger;
   private readonly store = new Map<string, Map<string, T>>();
+  /** Objects by `namespace/<index key>` (for children: their owner), as client-go's indexer. */
+  private readonly index = new Map<string, Map<string, T>>();
+  private readonly indexKey: ((snapshot: T) => string | undefined) | undefined;
   private readonly handlers: ((snapshot: T) => void)[] = [];
   private resourceVersion = '';
   private stream: WatchStream | undefined;
@@ -42,12 +57,13 @@ export class Informer<T extends Snapshot> {
     info: KindInfo,
     toSnapshot: (object: RawObject) => T,
     logger: Logger,
-    labelSelector?: string,
+    options: { labelSelector?: string; indexKey?: (snapshot: T) => string | undefined } = {},
   ) {
     this.kube = kube;
     this.info = info;
     this.toSnapshot = toSnapshot;
-    this.labelSelector = labelSelector;
+    this.labelSelector = options.labelSelector;
+    this.indexKey = options.indexKey;
     this.logger = logger.child({ kind: info.kind });
   }
 
@@ -87,22 +103,34 @@ export class Informer<T extends Snapshot> {
     return [...this.store.values()].flatMap((objects) => [...objects.values()]);
   }
 
+  /** Objects in `namespace` whose index key is `key`: found without visiting the rest of the namespace. */
+  indexed(namespace: string, key: string): T[] {
+    return [...(this.index.get(`${namespace}/${key}`)?.values() ?? [])];
+  }
+
   private emit(snapshot: T): void {
     for (const handler of this.handlers) handler(snapshot);
   }
 
   private put(snapshot: T): void {
     const { namespace, name } = snapshot.metadata;
-    let objects = this.store.get(namespace);
-    if (!objects) this.store.set(namespace, (objects = new Map<string, T>()));
-    objects.set(name, snapshot);
+    const old = this.get(namespace, name);
+    if (old) this.unindex(old);
+    addTo(this.store, namespace, name, snapshot);
+    const key = this.indexKey?.(snapshot);
+    if (key !== undefined) addTo(this.index, `${namespace}/${key}`, name, snapshot);
   }
 
   private remove(snapshot: T): void {
     const { namespace, name } = snapshot.metadata;
-    const objects = this.store.get(namespace);
-    objects?.delete(name);
-    if (objects?.size === 0) this.store.delete(namespace);
+    const old = this.get(namespace, name);
+    if (old) this.unindex(old);
+    removeFrom(this.store, namespace, name);
+  }
+
+  private unindex(snapshot: T): void {
+    const key = this.indexKey?.(snapshot);
+    if (key !== undefined) removeFrom(this.index, `${snapshot.metadata.namespace}/${key}`, snapshot.metadata.name);
   }
 
   private get query() {

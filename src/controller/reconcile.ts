@@ -36,7 +36,7 @@ export interface ReconcileContext {
   kube: KubeClient;
   events: EventRecorder;
   taskApis: Informer<TaskApiSnapshot>;
-  /** Informers of every owned kind, by kind. */
+  /** Informers of every owned kind, by kind, each indexed by owning TaskApi name. */
   children: ReadonlyMap<string, Informer<ChildSnapshot>>;
   settings: BuildSettings;
   /**
@@ -172,8 +172,8 @@ async function prune(ctx: ReconcileContext, key: string, desired: Manifest[]): P
   const [namespace = '', name = ''] = key.split('/');
   const stale: ChildSnapshot[] = [];
   for (const informer of ctx.children.values()) {
-    for (const child of informer.list(namespace)) {
-      if (child.owner === name && !wanted.has(`${child.kind}/${child.metadata.name}`)) stale.push(child);
+    for (const child of informer.indexed(namespace, name)) {
+      if (!wanted.has(`${child.kind}/${child.metadata.name}`)) stale.push(child);
     }
   }
   await Promise.all(
