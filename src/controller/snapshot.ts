@@ -4,14 +4,18 @@
  * memory; the operator keeps a few hundred bytes of it, so a thousand TaskApis
  * fit in the memory budget.
  *
- * For a child that is a hash of the fields our field manager applied, taken
- * from the live object through its managedFields, as they stand now. Someone
- * who edits one of those fields takes its ownership, so it drops out and the
- * hash changes; fields others add (defaults, other controllers) never enter it.
+ * For a child that is a hash of our field manager's managedFields entry: the
+ * set of fields taskapi-operator applied and when it last changed one. Server-
+ * side apply hands a field to whoever changes its value (an update takes it,
+ * a forced apply takes it, an unforced one conflicts), so the values behind
+ * that set can change only when the set changes or when we apply again. The
+ * hash therefore moves whenever one of our fields does, without reading (or
+ * sorting and hashing) the values on every watch event; fields others add
+ * (defaults, other controllers) never enter it.
  */
 import { KIND as OWNER_KIND, type TaskApi } from '../api/resource.ts';
 import { FIELD_MANAGER } from './names.ts';
-import { contentHash } from './resources/hash.ts';
+import { createHash } from 'node:crypto';
 import type { DeploymentState } from './status.ts';
 
 /** An object as the API server sends it. */
@@ -26,7 +30,13 @@ export interface RawObject {
     resourceVersion?: string;
     deletionTimestamp?: string;
     ownerReferences?: { kind: string; name: string; controller?: boolean }[];
-    managedFields?: { manager?: string; operation?: string; subresource?: string; fieldsV1?: FieldSet }[];
+    managedFields?: {
+      manager?: string;
+      operation?: string;
+      subresource?: string;
+      time?: string;
+      fieldsV1?: FieldSet;
+    }[];
     [field: string]: unknown;
   };
   [field: string]: unknown;
@@ -47,9 +57,9 @@ export interface ChildSnapshot extends Snapshot {
   /** Name of the TaskApi that controls this object (owner reference), if any. */
   owner: string | undefined;
   /**
-   * Hash of the fields taskapi-operator applied, with their live values: it
-   * changes exactly when one of them does. reconcile compares the fields
-   * themselves once, then remembers this hash (see reconcile.ts).
+   * Hash of taskapi-operator's managedFields entry and the object's uid: it
+   * changes whenever one of the fields we applied does. reconcile compares the
+   * fields themselves once, then remembers this hash (see reconcile.ts).
    */
   appliedHash: string;
   /** For Deployments: what status needs to judge the rollout. */
@@ -112,11 +122,15 @@ function identity(raw: RawObject): Snapshot['metadata'] {
   return { namespace, name, resourceVersion };
 }
 
-/** The fields taskapi-operator applied to `raw`, with their live values, plus the object's identity. */
-export function appliedFields(raw: RawObject): Record<string, unknown> {
-  const entry = raw.metadata?.managedFields?.find(
+/** taskapi-operator's own entry in `raw`'s managedFields: what it applied (not a subresource's). */
+const ourEntry = (raw: RawObject) =>
+  raw.metadata?.managedFields?.find(
     (item) => item.manager === FIELD_MANAGER && item.operation === 'Apply' && !item.subresource,
   );
+
+/** The fields taskapi-operator applied to `raw`, with their live values, plus the object's identity. */
+export function appliedFields(raw: RawObject): Record<string, unknown> {
+  const entry = ourEntry(raw);
   const applied = (entry?.fieldsV1 ? project(raw, entry.fieldsV1) : {}) as Record<string, unknown>;
   const { namespace, name } = identity(raw);
   // apiVersion, kind, name and namespace identify the object; they are never listed as managed fields.
@@ -128,6 +142,16 @@ export function appliedFields(raw: RawObject): Record<string, unknown> {
   };
 }
 
+/** See ChildSnapshot.appliedHash. The server writes fieldsV1 in a stable order, so no sorting is needed. */
+function appliedHash(raw: RawObject): string {
+  const entry = ourEntry(raw);
+  if (!entry) return '';
+  return createHash('sha256')
+    .update(`${raw.metadata?.uid ?? ''} ${entry.time ?? ''} ${JSON.stringify(entry.fieldsV1 ?? {})}`)
+    .digest('hex')
+    .slice(0, 16);
+}
+
 /** A child as reconcile needs it: identity, owner, the hash of our applied fields, and for Deployments the rollout. */
 export function childSnapshot(raw: RawObject): ChildSnapshot {
   const snapshot: ChildSnapshot = {
@@ -135,7 +159,7 @@ export function childSnapshot(raw: RawObject): ChildSnapshot {
     kind: raw.kind ?? '',
     metadata: identity(raw),
     owner: ownerOf(raw),
-    appliedHash: contentHash(appliedFields(raw)),
+    appliedHash: appliedHash(raw),
   };
   if (raw.kind === 'Deployment') {
     const spec = raw['spec'] as { replicas?: number } | undefined;

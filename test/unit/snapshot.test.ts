@@ -128,6 +128,31 @@ describe('child snapshots', () => {
     );
   });
 
+  it('keep their applied hash through status updates and fields others set, so those cost no look', () => {
+    const before = liveDeployment('tasks:1', 'taskapi-operator');
+    const after = structuredClone(before);
+    after['status'] = {
+      observedGeneration: 3,
+      replicas: 2,
+      updatedReplicas: 2,
+      readyReplicas: 2,
+      availableReplicas: 2,
+    };
+    (after.metadata?.labels as Record<string, string>)['added-by'] = 'another-controller';
+    expect(childSnapshot(after).appliedHash).toBe(childSnapshot(before).appliedHash);
+  });
+
+  it('change their applied hash when we apply again or the object is recreated', () => {
+    const before = liveDeployment('tasks:1', 'taskapi-operator');
+    const reapplied = structuredClone(before);
+    const entry = reapplied.metadata?.managedFields?.[0];
+    if (entry) entry.time = '2026-11-25T20:00:01Z';
+    const recreated = structuredClone(before);
+    if (recreated.metadata) recreated.metadata.uid = 'u-2';
+    const hashes = [before, reapplied, recreated].map((raw) => childSnapshot(raw).appliedHash);
+    expect(new Set(hashes).size).toBe(3);
+  });
+
   it('carry the owner and, for Deployments, the rollout numbers', () => {
     const snapshot = childSnapshot(liveDeployment('tasks:1', 'taskapi-operator'));
     expect(snapshot.owner).toBe('tasks');
