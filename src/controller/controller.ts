@@ -5,7 +5,7 @@
  */
 import type { Logger } from 'pino';
 import { EventRecorder } from './events.ts';
-import { Informer, MANAGED_SELECTOR } from './informers.ts';
+import { Index, Informer, MANAGED_SELECTOR } from './informers.ts';
 import { CHILD_KINDS, TASKAPI_KIND } from './kinds.ts';
 import type { KubeClient } from './kube.ts';
 import { CONTROLLER_NAME, type OperatorMetrics } from './metrics.ts';
@@ -46,13 +46,13 @@ export class Controller {
     this.logger = logger;
     this.queue = new WorkQueue(undefined, metrics.queueObserver());
     this.taskApis = new Informer(kube, TASKAPI_KIND, taskApiSnapshot, logger);
+    const owned = new Index<ChildSnapshot>((child) =>
+      child.owner === undefined ? undefined : `${child.metadata.namespace}/${child.owner}`,
+    );
     this.children = new Map(
       CHILD_KINDS.map((info) => [
         info.kind,
-        new Informer(kube, info, childSnapshot, logger, {
-          labelSelector: MANAGED_SELECTOR,
-          indexKey: (child) => child.owner,
-        }),
+        new Informer(kube, info, childSnapshot, logger, { labelSelector: MANAGED_SELECTOR, index: owned }),
       ]),
     );
     this.events = new EventRecorder(kube, logger);
@@ -62,6 +62,7 @@ export class Controller {
       verified: new Map(),
       taskApis: this.taskApis,
       children: this.children,
+      owned,
       settings,
       logger,
       now: () => new Date(),

@@ -8,7 +8,7 @@
  */
 import type { Logger } from 'pino';
 import { StopSignal } from './stop-signal.ts';
-import { apiVersionOf, resourcePath, type KindInfo } from './kinds.ts';
+import { resourcePath, type KindInfo } from './kinds.ts';
 import { KubeApiError, type KubeClient, type WatchEvent, type WatchStream } from './kube.ts';
 import { MANAGED_BY, MANAGED_BY_LABEL } from './names.ts';
 import type { RawObject, Snapshot } from './snapshot.ts';
@@ -24,16 +24,40 @@ const RETRY_DELAY_MS = { base: 500, max: 30_000 };
 /** The resourceVersion a watch asked for is gone from the server's window; only a new list helps. */
 class ExpiredError extends Error {}
 
-function addTo<T>(maps: Map<string, Map<string, T>>, outer: string, inner: string, value: T): void {
-  let objects = maps.get(outer);
-  if (!objects) maps.set(outer, (objects = new Map<string, T>()));
-  objects.set(inner, value);
-}
+/**
+ * Cached objects grouped by a key, as client-go's indexer; one index can serve
+ * the informers of several kinds (for children: every kind a TaskApi owns,
+ * grouped by `namespace/owner`). Groups are small arrays: a thousand owners
+ * cost a thousand of them, not a map per owner per kind.
+ */
+export class Index<T extends Snapshot> {
+  private readonly groups = new Map<string, T[]>();
+  private readonly keyOf: (snapshot: T) => string | undefined;
 
-function removeFrom<T>(maps: Map<string, Map<string, T>>, outer: string, inner: string): void {
-  const objects = maps.get(outer);
-  objects?.delete(inner);
-  if (objects?.size === 0) maps.delete(outer);
+  constructor(keyOf: (snapshot: T) => string | undefined) {
+    this.keyOf = keyOf;
+  }
+
+  get(key: string): readonly T[] {
+    return this.groups.get(key) ?? [];
+  }
+
+  add(snapshot: T): void {
+    const key = this.keyOf(snapshot);
+    if (key === undefined) return;
+    const group = this.groups.get(key);
+    if (group) group.push(snapshot);
+    else this.groups.set(key, [snapshot]);
+  }
+
+  remove(snapshot: T): void {
+    const key = this.keyOf(snapshot);
+    const group = key === undefined ? undefined : this.groups.get(key);
+    if (!group || key === undefined) return;
+    const at = group.indexOf(snapshot);
+    if (at >= 0) group.splice(at, 1);
+    if (group.length === 0) this.groups.delete(key);
+  }
 }
 
 export class Informer<T extends Snapshot> {
@@ -43,9 +67,7 @@ export class Informer<T extends Snapshot> {
   private readonly labelSelector: string | undefined;
   private readonly logger: Logger;
   private readonly store = new Map<string, Map<string, T>>();
-  /** Objects by `namespace/<index key>` (for children: their owner), as client-go's indexer. */
-  private readonly index = new Map<string, Map<string, T>>();
-  private readonly indexKey: ((snapshot: T) => string | undefined) | undefined;
+  private readonly index: Index<T> | undefined;
   private readonly handlers: ((snapshot: T) => void)[] = [];
   private resourceVersion = '';
   private stream: WatchStream | undefined;
@@ -57,13 +79,13 @@ export class Informer<T extends Snapshot> {
     info: KindInfo,
     toSnapshot: (object: RawObject) => T,
     logger: Logger,
-    options: { labelSelector?: string; indexKey?: (snapshot: T) => string | undefined } = {},
+    options: { labelSelector?: string; index?: Index<T> } = {},
   ) {
     this.kube = kube;
     this.info = info;
     this.toSnapshot = toSnapshot;
     this.labelSelector = options.labelSelector;
-    this.indexKey = options.indexKey;
+    this.index = options.index;
     this.logger = logger.child({ kind: info.kind });
   }
 
@@ -103,34 +125,27 @@ export class Informer<T extends Snapshot> {
     return [...this.store.values()].flatMap((objects) => [...objects.values()]);
   }
 
-  /** Objects in `namespace` whose index key is `key`: found without visiting the rest of the namespace. */
-  indexed(namespace: string, key: string): T[] {
-    return [...(this.index.get(`${namespace}/${key}`)?.values() ?? [])];
-  }
-
   private emit(snapshot: T): void {
     for (const handler of this.handlers) handler(snapshot);
   }
 
   private put(snapshot: T): void {
     const { namespace, name } = snapshot.metadata;
-    const old = this.get(namespace, name);
-    if (old) this.unindex(old);
-    addTo(this.store, namespace, name, snapshot);
-    const key = this.indexKey?.(snapshot);
-    if (key !== undefined) addTo(this.index, `${namespace}/${key}`, name, snapshot);
+    let objects = this.store.get(namespace);
+    if (!objects) this.store.set(namespace, (objects = new Map<string, T>()));
+    const old = objects.get(name);
+    if (old) this.index?.remove(old);
+    objects.set(name, snapshot);
+    this.index?.add(snapshot);
   }
 
   private remove(snapshot: T): void {
     const { namespace, name } = snapshot.metadata;
-    const old = this.get(namespace, name);
-    if (old) this.unindex(old);
-    removeFrom(this.store, namespace, name);
-  }
-
-  private unindex(snapshot: T): void {
-    const key = this.indexKey?.(snapshot);
-    if (key !== undefined) removeFrom(this.index, `${snapshot.metadata.namespace}/${key}`, snapshot.metadata.name);
+    const objects = this.store.get(namespace);
+    const old = objects?.get(name);
+    if (old) this.index?.remove(old);
+    objects?.delete(name);
+    if (objects?.size === 0) this.store.delete(namespace);
   }
 
   private get query() {
@@ -151,7 +166,7 @@ export class Informer<T extends Snapshot> {
       });
       for (const item of page.items) {
         // List items carry no apiVersion/kind of their own.
-        const snapshot = this.toSnapshot({ ...item, apiVersion: apiVersionOf(this.info), kind: this.info.kind });
+        const snapshot = this.toSnapshot({ ...item, apiVersion: this.info.apiVersion, kind: this.info.kind });
         seen.set(`${snapshot.metadata.namespace}/${snapshot.metadata.name}`, snapshot);
       }
       resourceVersion ||= page.metadata.resourceVersion;

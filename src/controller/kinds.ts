@@ -8,6 +8,8 @@ export interface KindInfo {
   /** '' for the core group. */
   group: string;
   version: string;
+  /** `group/version`, or `version` for the core group. */
+  apiVersion: string;
   kind: string;
   plural: string;
 }
@@ -15,6 +17,7 @@ export interface KindInfo {
 const kind = (group: string, version: string, name: string, plural: string): KindInfo => ({
   group,
   version,
+  apiVersion: group ? `${group}/${version}` : version,
   kind: name,
   plural,
 });
@@ -35,9 +38,7 @@ export const SECRET_KIND = kind('', 'v1', 'Secret', 'secrets');
 export const EVENT_KIND = kind('', 'v1', 'Event', 'events');
 export const LEASE_KIND = kind('coordination.k8s.io', 'v1', 'Lease', 'leases');
 
-export const apiVersionOf = (info: KindInfo): string => (info.group ? `${info.group}/${info.version}` : info.version);
-
-const KNOWN = new Map([...CHILD_KINDS, TASKAPI_KIND].map((info) => [`${apiVersionOf(info)}/${info.kind}`, info]));
+const KNOWN = new Map([...CHILD_KINDS, TASKAPI_KIND].map((info) => [`${info.apiVersion}/${info.kind}`, info]));
 
 /** The kind an object is, from its apiVersion and kind; only kinds this operator handles are known. */
 export function kindOf(object: { apiVersion: string; kind: string }): KindInfo {

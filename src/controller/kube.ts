@@ -15,7 +15,7 @@ import { randomBytes } from 'node:crypto';
 import { KIND, type TaskApi } from '../api/resource.ts';
 import type { TaskApiStatus } from '../api/taskapi.ts';
 import type { Manifest } from './desired.ts';
-import { apiVersionOf, EVENT_KIND, kindOf, resourcePath, SECRET_KIND, TASKAPI_KIND } from './kinds.ts';
+import { EVENT_KIND, kindOf, resourcePath, SECRET_KIND, TASKAPI_KIND } from './kinds.ts';
 import type { Connection } from './kubeconfig.ts';
 import { http } from './node-http.ts';
 import { FIELD_MANAGER } from './names.ts';
@@ -324,7 +324,7 @@ export class KubeClient {
       'PATCH',
       resourcePath(TASKAPI_KIND, namespace, name, 'status'),
       { fieldManager: FIELD_MANAGER, force: true },
-      { apiVersion: apiVersionOf(TASKAPI_KIND), kind: KIND, metadata: { name, namespace }, status },
+      { apiVersion: TASKAPI_KIND.apiVersion, kind: KIND, metadata: { name, namespace }, status },
       APPLY_PATCH,
     );
   }
@@ -358,7 +358,7 @@ export class KubeClient {
         apiVersion: 'v1',
         kind: 'Event',
         metadata: { name: `${name}.${randomBytes(8).toString('hex')}`, namespace },
-        involvedObject: { apiVersion: apiVersionOf(TASKAPI_KIND), kind: KIND, name, namespace, uid },
+        involvedObject: { apiVersion: TASKAPI_KIND.apiVersion, kind: KIND, name, namespace, uid },
         type,
         reason,
         message,

@@ -14,7 +14,7 @@ import type { TaskApiStatus } from '../api/taskapi.ts';
 import { containsDesired } from './compare.ts';
 import { desiredChildren, type Manifest, type Placement } from './desired.ts';
 import type { EventRecorder, EventType } from './events.ts';
-import type { Informer } from './informers.ts';
+import type { Index, Informer } from './informers.ts';
 import { KubeApiError, rfc3339, type KubeClient } from './kube.ts';
 import { COMPONENT_LABEL, RENDERED_HASH_ANNOTATION } from './names.ts';
 import type { BuildSettings } from './resources/deployment.ts';
@@ -36,8 +36,10 @@ export interface ReconcileContext {
   kube: KubeClient;
   events: EventRecorder;
   taskApis: Informer<TaskApiSnapshot>;
-  /** Informers of every owned kind, by kind, each indexed by owning TaskApi name. */
+  /** Informers of every owned kind, by kind. */
   children: ReadonlyMap<string, Informer<ChildSnapshot>>;
+  /** Every cached child, of any kind, by its owner's key (`namespace/name`). */
+  owned: Index<ChildSnapshot>;
   settings: BuildSettings;
   /**
    * Per TaskApi key, per child (`Kind/name`): `<rendered hash>/<applied hash>` of
@@ -169,13 +171,8 @@ async function applyChildren(
 /** Deletes children of this TaskApi that are no longer desired (the old state Component after a swap, ...). */
 async function prune(ctx: ReconcileContext, key: string, desired: Manifest[]): Promise<void> {
   const wanted = new Set(desired.map((manifest) => `${manifest.kind}/${manifest.metadata.name}`));
-  const [namespace = '', name = ''] = key.split('/');
-  const stale: ChildSnapshot[] = [];
-  for (const informer of ctx.children.values()) {
-    for (const child of informer.indexed(namespace, name)) {
-      if (!wanted.has(`${child.kind}/${child.metadata.name}`)) stale.push(child);
-    }
-  }
+  const namespace = key.slice(0, key.indexOf('/'));
+  const stale = ctx.owned.get(key).filter((child) => !wanted.has(`${child.kind}/${child.metadata.name}`));
   await Promise.all(
     stale.map(async (child) => {
       await ctx.kube.delete({ apiVersion: child.apiVersion, kind: child.kind, namespace, name: child.metadata.name });

@@ -14,8 +14,9 @@
  * (defaults, other controllers) never enter it.
  */
 import { KIND as OWNER_KIND, type TaskApi } from '../api/resource.ts';
+import { kindOf } from './kinds.ts';
 import { FIELD_MANAGER } from './names.ts';
-import { createHash } from 'node:crypto';
+import { shortHash } from './resources/hash.ts';
 import type { DeploymentState } from './status.ts';
 
 /** An object as the API server sends it. */
@@ -145,18 +146,18 @@ export function appliedFields(raw: RawObject): Record<string, unknown> {
 /** See ChildSnapshot.appliedHash. The server writes fieldsV1 in a stable order, so no sorting is needed. */
 function appliedHash(raw: RawObject): string {
   const entry = ourEntry(raw);
-  if (!entry) return '';
-  return createHash('sha256')
-    .update(`${raw.metadata?.uid ?? ''} ${entry.time ?? ''} ${JSON.stringify(entry.fieldsV1 ?? {})}`)
-    .digest('hex')
-    .slice(0, 16);
+  return entry
+    ? shortHash(`${raw.metadata?.uid ?? ''} ${entry.time ?? ''} ${JSON.stringify(entry.fieldsV1 ?? {})}`)
+    : '';
 }
 
 /** A child as reconcile needs it: identity, owner, the hash of our applied fields, and for Deployments the rollout. */
 export function childSnapshot(raw: RawObject): ChildSnapshot {
+  // The kind's own strings, shared by every snapshot, rather than each event's parsed copies.
+  const { apiVersion, kind } = kindOf({ apiVersion: raw.apiVersion ?? '', kind: raw.kind ?? '' });
   const snapshot: ChildSnapshot = {
-    apiVersion: raw.apiVersion ?? '',
-    kind: raw.kind ?? '',
+    apiVersion,
+    kind,
     metadata: identity(raw),
     owner: ownerOf(raw),
     appliedHash: appliedHash(raw),

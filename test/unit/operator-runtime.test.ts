@@ -2,9 +2,11 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { Index } from '../../src/controller/informers.ts';
 import { KubeconfigError, loadConnection } from '../../src/controller/kubeconfig.ts';
 import { Counter, Histogram, Registry } from '../../src/controller/prometheus.ts';
 import { settingsFromEnv } from '../../src/controller/settings.ts';
+import type { ChildSnapshot } from '../../src/controller/snapshot.ts';
 
 describe('operator settings', () => {
   it('default every variable', () => {
@@ -95,5 +97,43 @@ contexts:
     );
     await expect(loadConnection({ KUBECONFIG: path })).rejects.toThrow(/authenticates with "exec"/);
     await expect(loadConnection({ KUBECONFIG: write('{"current-context":"gone"}') })).rejects.toThrow(KubeconfigError);
+  });
+});
+
+describe('owner index', () => {
+  const child = (kind: string, name: string, owner: string | undefined, resourceVersion = '1'): ChildSnapshot => ({
+    apiVersion: 'v1',
+    kind,
+    metadata: { namespace: 'shop', name, resourceVersion },
+    owner,
+    appliedHash: '',
+  });
+  const byOwner = () => new Index<ChildSnapshot>((c) => (c.owner ? `${c.metadata.namespace}/${c.owner}` : undefined));
+  const names = (children: readonly ChildSnapshot[]) => children.map((c) => `${c.kind}/${c.metadata.name}`).sort();
+
+  it('groups children of every kind under their owner, and nothing else', () => {
+    const index = byOwner();
+    for (const c of [
+      child('Service', 'a', 'a'),
+      child('Deployment', 'a', 'a'),
+      child('Service', 'b', 'b'),
+      child('Service', 'stray', undefined),
+    ])
+      index.add(c);
+    expect(names(index.get('shop/a'))).toEqual(['Deployment/a', 'Service/a']);
+    expect(names(index.get('shop/b'))).toEqual(['Service/b']);
+    expect(index.get('other/a')).toEqual([]);
+  });
+
+  it('forgets what was replaced or removed', () => {
+    const index = byOwner();
+    const first = child('Service', 'a', 'a', '1');
+    const second = child('Service', 'a', 'a', '2');
+    index.add(first);
+    index.remove(first);
+    index.add(second);
+    expect(index.get('shop/a')).toEqual([second]);
+    index.remove(second);
+    expect(index.get('shop/a')).toEqual([]);
   });
 });

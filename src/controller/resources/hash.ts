@@ -9,7 +9,16 @@ export function canonicalJson(value: unknown): string {
   );
 }
 
+/**
+ * 16 hex digits of the SHA-256 of `text`. Read from the digest's first bytes
+ * rather than sliced from its hex string: a slice would keep the whole 64-digit
+ * string alive in every cache entry holding a hash.
+ */
+export function shortHash(text: string): string {
+  return createHash('sha256').update(text).digest().toString('hex', 0, 8);
+}
+
 /** A short, stable content hash for annotations. */
 export function contentHash(value: unknown): string {
-  return createHash('sha256').update(canonicalJson(value)).digest('hex').slice(0, 16);
+  return shortHash(canonicalJson(value));
 }
