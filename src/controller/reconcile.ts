@@ -41,14 +41,32 @@ export interface ReconcileContext {
   /** Every cached child, of any kind, by its owner's key (`namespace/name`). */
   owned: Index<ChildSnapshot>;
   settings: BuildSettings;
-  /**
-   * Per TaskApi key, per child (`Kind/name`): `<rendered hash>/<applied hash>` of
-   * a live child known to hold everything rendered. While both hashes stand, the
-   * child needs no look; when either moves, the child is read and compared again.
-   */
-  verified: Map<string, Map<string, string>>;
+  /** Per TaskApi key: what the last complete pass left in place (see InPlace). */
+  verified: Map<string, InPlace>;
   logger: Logger;
   now: () => Date;
+}
+
+/**
+ * The children one complete pass rendered from `rendering` (the TaskApi's uid,
+ * generation and placement) and found or made to hold everything rendered,
+ * each with the applied hash its live copy had then. While the rendering and
+ * every applied hash stand and nothing else is owned, a pass has nothing to
+ * render, read, apply or prune; when anything moves, it renders and compares.
+ */
+export interface InPlace {
+  rendering: string;
+  children: VerifiedChild[];
+  /** Name of the task service's Deployment among them (absent while no backend can run). */
+  taskDeployment: string | undefined;
+}
+
+interface VerifiedChild {
+  kind: string;
+  name: string;
+  /** Hash of the child's rendering (its RENDERED_HASH_ANNOTATION). */
+  rendered: string;
+  appliedHash: string;
 }
 
 export interface ReconcileResult {
@@ -78,10 +96,18 @@ export async function reconcile(ctx: ReconcileContext, key: string): Promise<Rec
   const placement = place(running, target, missing.length === 0);
 
   const outcome: PassOutcome = { podBackend: placement?.podBackend, deployment: undefined, missing };
+  const rendering = `${taskApi.metadata.uid}/${taskApi.metadata.generation ?? 0}/${placement?.podBackend ?? '-'}/${placement?.stateBackends.join(',') ?? '-'}`;
   try {
-    const desired = desiredChildren(taskApi, placement, ctx.settings);
-    outcome.deployment = await applyChildren(ctx, key, desired);
-    await prune(ctx, key, desired);
+    const inPlace = stillInPlace(ctx, key, namespace, rendering);
+    if (inPlace) {
+      outcome.deployment = inPlace.deployment;
+    } else {
+      const desired = desiredChildren(taskApi, placement, ctx.settings);
+      const applied = await applyChildren(ctx, key, desired);
+      await prune(ctx, key, desired);
+      ctx.verified.set(key, { rendering, children: applied.children, taskDeployment: applied.taskDeployment });
+      outcome.deployment = applied.deployment;
+    }
   } catch (error) {
     outcome.failure = { reason: 'ApplyFailed', message: error instanceof Error ? error.message : String(error) };
     await writeStatus(ctx, taskApi, outcome);
@@ -133,39 +159,60 @@ const informerFor = (ctx: ReconcileContext, kind: string): Informer<ChildSnapsho
 };
 
 /**
+ * The task Deployment as it stands, when the last complete pass's children are
+ * all still in place for this rendering (see InPlace); undefined otherwise.
+ */
+function stillInPlace(
+  ctx: ReconcileContext,
+  key: string,
+  namespace: string,
+  rendering: string,
+): { deployment: DeploymentState | undefined } | undefined {
+  const last = ctx.verified.get(key);
+  if (last?.rendering !== rendering || ctx.owned.get(key).length !== last.children.length) return undefined;
+  for (const child of last.children) {
+    if (informerFor(ctx, child.kind).get(namespace, child.name)?.appliedHash !== child.appliedHash) return undefined;
+  }
+  const deployment = last.taskDeployment && informerFor(ctx, 'Deployment').get(namespace, last.taskDeployment);
+  return { deployment: deployment ? deployment.rollout : undefined };
+}
+
+/**
  * Applies each child whose live copy lacks what we render (a new rendering, or
- * someone changed a field we set); returns the task Deployment as it now stands.
+ * someone changed a field we set); returns what is now in place, and the task
+ * Deployment as it now stands.
  */
 async function applyChildren(
   ctx: ReconcileContext,
   key: string,
   desired: Manifest[],
-): Promise<DeploymentState | undefined> {
-  let verified = ctx.verified.get(key);
-  if (!verified) ctx.verified.set(key, (verified = new Map<string, string>()));
-  const known = verified;
+): Promise<{ children: VerifiedChild[]; taskDeployment: string | undefined; deployment: DeploymentState | undefined }> {
+  const known = ctx.verified.get(key)?.children ?? [];
   let deployment: DeploymentState | undefined;
-  await Promise.all(
-    desired.map(async (manifest) => {
+  let taskDeployment: string | undefined;
+  const children = await Promise.all(
+    desired.map(async (manifest): Promise<VerifiedChild> => {
+      const { kind } = manifest;
       const { namespace, name, annotations } = manifest.metadata;
       const rendered = annotations?.[RENDERED_HASH_ANNOTATION] ?? '';
-      const child = `${manifest.kind}/${name}`;
-      let current = informerFor(ctx, manifest.kind).get(namespace, name);
-      if (!current || known.get(child) !== `${rendered}/${current.appliedHash}`) {
+      let current = informerFor(ctx, kind).get(namespace, name);
+      const last = known.find((child) => child.kind === kind && child.name === name);
+      if (!current || last?.rendered !== rendered || last.appliedHash !== current.appliedHash) {
         // Not seen in this state yet: compare the live fields once, apply only if they fall short.
         const live = current && (await ctx.kube.get(manifest));
         current =
           live && containsDesired(manifest, appliedFields(live))
             ? childSnapshot(live)
             : childSnapshot(await ctx.kube.apply(manifest));
-        known.set(child, `${rendered}/${current.appliedHash}`);
       }
-      if (manifest.kind === 'Deployment' && manifest.metadata.labels?.[COMPONENT_LABEL] === 'task-service') {
+      if (kind === 'Deployment' && manifest.metadata.labels?.[COMPONENT_LABEL] === 'task-service') {
         deployment = current.rollout;
+        taskDeployment = name;
       }
+      return { kind, name, rendered, appliedHash: current.appliedHash };
     }),
   );
-  return deployment;
+  return { children, taskDeployment, deployment };
 }
 
 /** Deletes children of this TaskApi that are no longer desired (the old state Component after a swap, ...). */
@@ -176,7 +223,6 @@ async function prune(ctx: ReconcileContext, key: string, desired: Manifest[]): P
   await Promise.all(
     stale.map(async (child) => {
       await ctx.kube.delete({ apiVersion: child.apiVersion, kind: child.kind, namespace, name: child.metadata.name });
-      ctx.verified.get(key)?.delete(`${child.kind}/${child.metadata.name}`);
     }),
   );
 }
