@@ -29,4 +29,4 @@ COPY --from=build /app/dist ./dist
 # The image's unprivileged user, by number so runAsNonRoot can verify it.
 USER 1000:1000
 ENTRYPOINT ["node"]
-CMD ["--max-semi-space-size=1", "--max-old-space-size=128", "--no-opt", "--no-maglev", "dist/controller/main.js"]
+CMD ["--optimize-for-size", "--max-semi-space-size=1", "--max-old-space-size=128", "--no-opt", "--no-maglev", "dist/controller/main.js"]
