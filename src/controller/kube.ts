@@ -84,6 +84,8 @@ export const rfc3339 = (date: Date): string => date.toISOString().replace(/\.\d+
 
 export class KubeClient {
   private readonly connection: Connection;
+  /** The server's host, port and path prefix, parsed once: a URL object per request cost more than the request. */
+  private readonly target: { host: string; port: number; prefix: string };
   private readonly request: typeof httpsRequest;
   private readonly agent: HttpAgent;
   /** Watches hold their connection for minutes; they get their own pool so requests never queue behind them. */
@@ -93,7 +95,13 @@ export class KubeClient {
 
   constructor(connection: Connection) {
     this.connection = connection;
-    const tls = connection.server.startsWith('https:');
+    const server = new URL(connection.server);
+    const tls = server.protocol === 'https:';
+    this.target = {
+      host: server.hostname.replace(/^\[(.*)\]$/, '$1'),
+      port: Number(server.port) || (tls ? 443 : 80),
+      prefix: server.pathname.replace(/\/+$/, ''),
+    };
     const options = {
       keepAlive: true,
       ca: connection.ca,
@@ -126,13 +134,16 @@ export class KubeClient {
     onResponse: (response: IncomingMessage) => void,
     onError: (error: Error) => void,
   ): () => void {
-    const url = new URL(this.connection.server + path);
-    for (const [name, value] of Object.entries(query))
-      if (value !== undefined) url.searchParams.set(name, String(value));
+    let search = '';
+    for (const [name, value] of Object.entries(query)) {
+      if (value !== undefined) search += `${search ? '&' : '?'}${name}=${encodeURIComponent(String(value))}`;
+    }
     const token = this.connection.token();
     const outgoing = this.request(
-      url,
       {
+        host: this.target.host,
+        port: this.target.port,
+        path: this.target.prefix + path + search,
         method,
         agent,
         headers: {
