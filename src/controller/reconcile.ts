@@ -59,6 +59,8 @@ export interface InPlace {
   children: VerifiedChild[];
   /** Name of the task service's Deployment among them (absent while no backend can run). */
   taskDeployment: string | undefined;
+  /** `<generation>/<target backend>` whose referenced Secrets and keys were all found. */
+  passedPreflight: string | undefined;
 }
 
 interface VerifiedChild {
@@ -92,7 +94,12 @@ export async function reconcile(ctx: ReconcileContext, key: string): Promise<Rec
   const blocked = taskApi.status?.conditions?.some(
     (c) => c.type === 'Degraded' && c.reason === 'SecretMissing' && c.status === 'True',
   );
-  const missing = specChanged || blocked || running !== target ? await preflight(ctx, taskApi, target) : [];
+  // A preflight that passed holds for its generation and target: the passes right after it, which may
+  // read the TaskApi before the status they wrote comes back, need not read the Secrets again.
+  const preflightKey = `${taskApi.metadata.generation ?? 0}/${target}`;
+  const checked = !blocked && ctx.verified.get(key)?.passedPreflight === preflightKey;
+  const preflighted = !checked && (specChanged || blocked || running !== target);
+  const missing = preflighted ? await preflight(ctx, taskApi, target) : [];
   const placement = place(running, target, missing.length === 0);
 
   const outcome: PassOutcome = { podBackend: placement?.podBackend, deployment: undefined, missing };
@@ -105,7 +112,12 @@ export async function reconcile(ctx: ReconcileContext, key: string): Promise<Rec
       const desired = desiredChildren(taskApi, placement, ctx.settings);
       const applied = await applyChildren(ctx, key, desired);
       await prune(ctx, key, desired);
-      ctx.verified.set(key, { rendering, children: applied.children, taskDeployment: applied.taskDeployment });
+      ctx.verified.set(key, {
+        rendering,
+        children: applied.children,
+        taskDeployment: applied.taskDeployment,
+        passedPreflight: checked || (preflighted && missing.length === 0) ? preflightKey : undefined,
+      });
       outcome.deployment = applied.deployment;
     }
   } catch (error) {
