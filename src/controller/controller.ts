@@ -12,7 +12,7 @@ import { CONTROLLER_NAME, type OperatorMetrics } from './metrics.ts';
 import { WorkQueue } from './queue.ts';
 import { reconcile, TerminalError, type ReconcileContext } from './reconcile.ts';
 import type { BuildSettings } from './resources/deployment.ts';
-import { childSnapshot, taskApiSnapshot, type ChildSnapshot, type TaskApiSnapshot } from './snapshot.ts';
+import { childSnapshot, ownerKey, taskApiSnapshot, type ChildSnapshot, type TaskApiSnapshot } from './snapshot.ts';
 
 export interface ControllerOptions {
   /** Keys reconciled at once. */
@@ -46,9 +46,7 @@ export class Controller {
     this.logger = logger;
     this.queue = new WorkQueue(undefined, metrics.queueObserver());
     this.taskApis = new Informer(kube, TASKAPI_KIND, taskApiSnapshot, logger);
-    const owned = new Index<ChildSnapshot>((child) =>
-      child.owner === undefined ? undefined : `${child.metadata.namespace}/${child.owner}`,
-    );
+    const owned = new Index<ChildSnapshot>(ownerKey);
     this.children = new Map(
       CHILD_KINDS.map((info) => [
         info.kind,

@@ -52,8 +52,9 @@ export class Index<T extends Snapshot> {
 
   remove(snapshot: T): void {
     const key = this.keyOf(snapshot);
-    const group = key === undefined ? undefined : this.groups.get(key);
-    if (!group || key === undefined) return;
+    if (key === undefined) return;
+    const group = this.groups.get(key);
+    if (!group) return;
     const at = group.indexOf(snapshot);
     if (at >= 0) group.splice(at, 1);
     if (group.length === 0) this.groups.delete(key);

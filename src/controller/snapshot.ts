@@ -151,6 +151,10 @@ function appliedHash(raw: RawObject): string {
     : '';
 }
 
+/** The key of the TaskApi that owns `child` (`namespace/name`), as the owner index groups children. */
+export const ownerKey = (child: ChildSnapshot): string | undefined =>
+  child.owner === undefined ? undefined : `${child.metadata.namespace}/${child.owner}`;
+
 /** A child as reconcile needs it: identity, owner, the hash of our applied fields, and for Deployments the rollout. */
 export function childSnapshot(raw: RawObject): ChildSnapshot {
   // The kind's own strings, shared by every snapshot, rather than each event's parsed copies.

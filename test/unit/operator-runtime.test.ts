@@ -6,7 +6,7 @@ import { Index } from '../../src/controller/informers.ts';
 import { KubeconfigError, loadConnection } from '../../src/controller/kubeconfig.ts';
 import { Counter, Histogram, Registry } from '../../src/controller/prometheus.ts';
 import { settingsFromEnv } from '../../src/controller/settings.ts';
-import type { ChildSnapshot } from '../../src/controller/snapshot.ts';
+import { ownerKey, type ChildSnapshot } from '../../src/controller/snapshot.ts';
 
 describe('operator settings', () => {
   it('default every variable', () => {
@@ -108,7 +108,7 @@ describe('owner index', () => {
     owner,
     appliedHash: '',
   });
-  const byOwner = () => new Index<ChildSnapshot>((c) => (c.owner ? `${c.metadata.namespace}/${c.owner}` : undefined));
+  const byOwner = () => new Index<ChildSnapshot>(ownerKey);
   const names = (children: readonly ChildSnapshot[]) => children.map((c) => `${c.kind}/${c.metadata.name}`).sort();
 
   it('groups children of every kind under their owner, and nothing else', () => {
