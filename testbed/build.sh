@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
-# Builds the test bed's Go programs (etcd, kube-apiserver, kube-controller-manager,
-# kube-scheduler, kubectl, kwok, daprd, helm) with `go build` through the Go module proxy.
+# Builds the test bed's programs with `go build` through the Go module proxy: the
+# control plane (etcd, kube-apiserver, kube-controller-manager, kube-scheduler,
+# kubectl, kwok), the real node (kubelet, kube-proxy, containerd with ctr and its
+# runc shim, the CNI plugins, CoreDNS, a pause binary compiled with gcc), daprd and
+# Dapr's control plane (operator, injector, sentry, placement, scheduler), and helm.
 #
 # Each program is built from a wrapper module generated here from the versions in
 # testbed/versions.env, into a cache outside the checkout keyed by version:
@@ -58,8 +61,10 @@ build() {
   log "$component $version: built in $((SECONDS - started))s -> $out"
 }
 
-build_kubernetes() {
-  local version=$1 out=$2 staging_version="v0.${1#v1.}"
+# kubernetes_module VERSION: turns the current directory into a wrapper module for
+# k8s.io/kubernetes and prints the -ldflags that stamp the version into its programs.
+kubernetes_module() {
+  local version=$1 staging_version="v0.${1#v1.}"
   local upstream
   go mod init taskapi.dev/testbed/kubernetes >/dev/null 2>&1
   go mod edit -go=1.26 -require="k8s.io/kubernetes@$version"
@@ -72,15 +77,38 @@ build_kubernetes() {
     go mod edit -replace="$module=$module@$staging_version"
   done
   local minor=${version#v1.}; minor=${minor%%.*}
-  local ldflags="" pkg
+  local ldflags="-s -w" pkg
   for pkg in k8s.io/client-go/pkg/version k8s.io/component-base/version; do
     ldflags+=" -X $pkg.gitVersion=$version -X $pkg.gitMajor=1 -X $pkg.gitMinor=$minor -X $pkg.gitTreeState=clean"
   done
-  go build -trimpath -ldflags="-s -w$ldflags" -o "$out/" \
+  printf '%s' "$ldflags"
+}
+
+build_kubernetes() {
+  local version=$1 out=$2 ldflags
+  ldflags=$(kubernetes_module "$version")
+  go build -trimpath -ldflags="$ldflags" -o "$out/" \
     k8s.io/kubernetes/cmd/kube-apiserver \
     k8s.io/kubernetes/cmd/kube-controller-manager \
     k8s.io/kubernetes/cmd/kube-scheduler \
     k8s.io/kubernetes/cmd/kubectl
+}
+
+# The real node's Kubernetes programs, cached apart from the control plane's so
+# each set is rebuilt only when its own list changes (the Go build cache shares
+# the packages both link).
+build_kubernetes_node() {
+  local version=$1 out=$2 ldflags
+  ldflags=$(kubernetes_module "$version")
+  go build -trimpath -ldflags="$ldflags" -o "$out/" \
+    k8s.io/kubernetes/cmd/kubelet \
+    k8s.io/kubernetes/cmd/kube-proxy
+  # The sandbox (pause) image's program: Kubernetes' own pause.c, static, so the
+  # image needs nothing else.
+  local source
+  source="$(go list -m -f '{{.Dir}}' k8s.io/kubernetes)/build/pause/linux/pause.c"
+  gcc -Os -Wall -Werror -static -DVERSION="$version" -o "$out/pause" "$source"
+  strip "$out/pause"
 }
 
 build_etcd() {
@@ -98,10 +126,11 @@ build_kwok() {
   go build -trimpath -ldflags="-s -w" -o "$out/kwok" sigs.k8s.io/kwok/cmd/kwok
 }
 
-build_daprd() {
-  local version=$1 out=$2 upstream
-  go mod init taskapi.dev/testbed/daprd >/dev/null 2>&1
-  cp "$here/go/daprd/main.go" .
+# dapr_module VERSION: turns the current directory into a wrapper module for
+# github.com/dapr/dapr and prints the -ldflags that stamp its version.
+dapr_module() {
+  local version=$1 upstream
+  go mod init taskapi.dev/testbed/dapr >/dev/null 2>&1
   go mod edit -go=1.26 -require="github.com/dapr/dapr@$version"
   upstream=$(go mod download -json "github.com/dapr/dapr@$version" | sed -n 's/.*"GoMod": "\(.*\)",/\1/p')
   # Replace directives only apply in the main module, so dapr's own (forks it
@@ -116,9 +145,56 @@ build_daprd() {
     }')
   local replace
   for replace in $replaces; do go mod edit -replace="$replace"; done
-  go build -trimpath -tags stablecomponents \
-    -ldflags="-s -w -X github.com/dapr/dapr/pkg/buildinfo.version=${version#v} -X github.com/dapr/dapr/pkg/buildinfo.gitversion=$version" \
-    -o "$out/daprd" .
+  printf '%s' "-s -w -X github.com/dapr/dapr/pkg/buildinfo.version=${version#v} -X github.com/dapr/dapr/pkg/buildinfo.gitversion=$version"
+}
+
+build_daprd() {
+  local version=$1 out=$2 ldflags
+  ldflags=$(dapr_module "$version")
+  cp "$here/go/daprd/main.go" .
+  go build -trimpath -tags stablecomponents -ldflags="$ldflags" -o "$out/daprd" .
+}
+
+# Dapr's control plane, as its Helm chart runs it. Static (CGO_ENABLED=0): the
+# image holding them has no C library.
+build_dapr_controlplane() {
+  local version=$1 out=$2 ldflags
+  ldflags=$(dapr_module "$version")
+  CGO_ENABLED=0 go build -trimpath -ldflags="$ldflags" -o "$out/" \
+    github.com/dapr/dapr/cmd/operator \
+    github.com/dapr/dapr/cmd/injector \
+    github.com/dapr/dapr/cmd/sentry \
+    github.com/dapr/dapr/cmd/placement \
+    github.com/dapr/dapr/cmd/scheduler
+}
+
+# containerd with ctr and the runc shim (the shim is required: containerd finds it
+# next to itself). Static, without the btrfs, devmapper and zfs snapshotters; the
+# node uses overlayfs.
+build_containerd() {
+  local version=$1 out=$2
+  go mod init taskapi.dev/testbed/containerd >/dev/null 2>&1
+  go mod edit -go=1.26 -require="github.com/containerd/containerd/v2@$version"
+  local pkg=github.com/containerd/containerd/v2
+  CGO_ENABLED=0 go build -trimpath -tags no_devmapper,no_zfs,no_btrfs \
+    -ldflags="-s -w -X $pkg/version.Version=$version -X $pkg/version.Revision=$version" \
+    -o "$out/" "$pkg/cmd/containerd" "$pkg/cmd/ctr" "$pkg/cmd/containerd-shim-runc-v2"
+}
+
+build_cni_plugins() {
+  local version=$1 out=$2
+  go mod init taskapi.dev/testbed/cni-plugins >/dev/null 2>&1
+  go mod edit -go=1.26 -require="github.com/containernetworking/plugins@$version"
+  local pkg=github.com/containernetworking/plugins/plugins
+  CGO_ENABLED=0 go build -trimpath -ldflags="-s -w" -o "$out/" \
+    "$pkg/main/bridge" "$pkg/main/loopback" "$pkg/ipam/host-local" "$pkg/meta/portmap"
+}
+
+build_coredns() {
+  local version=$1 out=$2
+  go mod init taskapi.dev/testbed/coredns >/dev/null 2>&1
+  go mod edit -go=1.26 -require="github.com/coredns/coredns@$version"
+  CGO_ENABLED=0 go build -trimpath -ldflags="-s -w" -o "$out/coredns" github.com/coredns/coredns
 }
 
 build_helm() {
@@ -138,6 +214,11 @@ flock 9
 build etcd "$ETCD_VERSION" build_etcd etcd
 build kwok "$KWOK_VERSION" build_kwok kwok
 build kubernetes "$KUBERNETES_VERSION" build_kubernetes kube-apiserver kube-controller-manager kube-scheduler kubectl
+build kubernetes-node "$KUBERNETES_VERSION" build_kubernetes_node kubelet kube-proxy pause
+build containerd "$CONTAINERD_VERSION" build_containerd containerd ctr containerd-shim-runc-v2
+build cni-plugins "$CNI_PLUGINS_VERSION" build_cni_plugins bridge loopback host-local portmap
+build coredns "$COREDNS_VERSION" build_coredns coredns
 build daprd "$DAPR_VERSION" build_daprd daprd
+build dapr-controlplane "$DAPR_VERSION" build_dapr_controlplane operator injector sentry placement scheduler
 build helm "$HELM_VERSION" build_helm helm
 log "all test bed binaries ready in $cache/bin"

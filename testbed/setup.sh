@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Prepares a fresh Debian machine for the test bed: installs the Debian packages it
-# runs (redis-server, PostgreSQL) when missing, then builds the Go programs
-# (testbed/build.sh; cached, so a warm run takes seconds).
+# runs when missing (redis-server and PostgreSQL; for the real node runc, iptables,
+# conntrack, iproute2 and openssl; buildah for its images), then builds the Go
+# programs (testbed/build.sh; cached, so a warm run takes seconds).
 set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 
@@ -9,6 +10,10 @@ missing=()
 command -v redis-server >/dev/null || missing+=(redis-server)
 compgen -G '/usr/lib/postgresql/*/bin/postgres' >/dev/null || missing+=(postgresql)
 command -v setpriv >/dev/null || missing+=(util-linux)
+# The real node and its images.
+for program in runc:runc buildah:buildah iptables:iptables conntrack:conntrack ip:iproute2 openssl:openssl; do
+  command -v "${program%%:*}" >/dev/null || missing+=("${program#*:}")
+done
 if ((${#missing[@]})); then
   if [[ $(id -u) -eq 0 ]] && command -v apt-get >/dev/null; then
     echo "[testbed/setup] installing Debian packages: ${missing[*]}" >&2

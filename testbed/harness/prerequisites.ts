@@ -23,6 +23,9 @@ export interface Versions {
   KWOK_VERSION: string;
   DAPR_VERSION: string;
   HELM_VERSION: string;
+  CONTAINERD_VERSION: string;
+  CNI_PLUGINS_VERSION: string;
+  COREDNS_VERSION: string;
 }
 
 export const versions: Versions = parseVersions(readFileSync(join(testbedDir, 'versions.env'), 'utf8'));
@@ -44,6 +47,9 @@ function parseVersions(text: string): Versions {
     KWOK_VERSION: read('KWOK_VERSION'),
     DAPR_VERSION: read('DAPR_VERSION'),
     HELM_VERSION: read('HELM_VERSION'),
+    CONTAINERD_VERSION: read('CONTAINERD_VERSION'),
+    CNI_PLUGINS_VERSION: read('CNI_PLUGINS_VERSION'),
+    COREDNS_VERSION: read('COREDNS_VERSION'),
   };
 }
 
@@ -54,15 +60,24 @@ export const cacheDir =
 
 const buildHint = 'Build it with `npm run setup` (runs testbed/build.sh; a cold build takes about half an hour).';
 
-/** A Go program built by testbed/build.sh, e.g. goBinary('kubernetes', 'kube-apiserver'). */
-export function goBinary(component: 'etcd' | 'kwok' | 'kubernetes' | 'daprd' | 'helm', program: string): string {
-  const version = {
-    etcd: versions.ETCD_VERSION,
-    kwok: versions.KWOK_VERSION,
-    kubernetes: versions.KUBERNETES_VERSION,
-    daprd: versions.DAPR_VERSION,
-    helm: versions.HELM_VERSION,
-  }[component];
+/** The version each of testbed/build.sh's cache entries is built at. */
+const componentVersions = {
+  etcd: versions.ETCD_VERSION,
+  kwok: versions.KWOK_VERSION,
+  kubernetes: versions.KUBERNETES_VERSION,
+  'kubernetes-node': versions.KUBERNETES_VERSION,
+  containerd: versions.CONTAINERD_VERSION,
+  'cni-plugins': versions.CNI_PLUGINS_VERSION,
+  coredns: versions.COREDNS_VERSION,
+  daprd: versions.DAPR_VERSION,
+  'dapr-controlplane': versions.DAPR_VERSION,
+  helm: versions.HELM_VERSION,
+};
+export type BuiltComponent = keyof typeof componentVersions;
+
+/** A program built by testbed/build.sh, e.g. goBinary('kubernetes', 'kube-apiserver'). */
+export function goBinary(component: BuiltComponent, program: string): string {
+  const version = componentVersions[component];
   const dir = join(cacheDir, 'bin', `${component}-${version}`);
   const path = join(dir, program);
   if (!existsSync(join(dir, '.complete')) || !existsSync(path)) {
