@@ -1,6 +1,8 @@
 /**
- * A real Kubernetes control plane on loopback: etcd, kube-apiserver,
- * kube-controller-manager, kube-scheduler and kwok with one fake Node.
+ * A real Kubernetes control plane: etcd, kube-apiserver, kube-controller-manager,
+ * kube-scheduler and kwok with one fake Node. On loopback alone by default; with
+ * `nodeNetwork`, kube-apiserver serves on the host end of a real node's veth so
+ * that kubelet and pods reach it (see node.ts).
  */
 import { generateKeyPairSync, randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
@@ -15,8 +17,10 @@ import { describeLogs, ManagedProcess, waitUntil } from './process.ts';
 export interface ControlPlane {
   /** Path of a kubeconfig with cluster-admin rights. */
   kubeconfig: string;
-  /** https://127.0.0.1:<port> */
+  /** https://<address>:<port>: 127.0.0.1, or the host end of a real node's veth. */
   server: string;
+  /** The API server's (self-signed) serving certificate, for clients to trust. */
+  caFile: string;
   /** Name of the kwok Node pods are scheduled to. */
   nodeName: string;
   /** Temporary directory holding data, certificates and logs. */
@@ -29,10 +33,43 @@ export interface ControlPlane {
 
 export const KWOK_NODE_NAME = 'kwok-node-0';
 
+/** Service IPs; they exist only inside a real node's network namespace (kube-proxy's rules). */
+export const SERVICE_CIDR = '10.96.0.0/16';
+/** The cluster DNS Service's IP (CoreDNS, on a real node). */
+export const CLUSTER_DNS_IP = '10.96.0.10';
+
 /** kwok manages only Nodes carrying this annotation; pods on other nodes are left alone. */
 export const KWOK_NODE_ANNOTATION = 'kwok.x-k8s.io/node';
 
-export async function startControlPlane(dir: string): Promise<ControlPlane> {
+/** A static bearer token of the API server's token file: who a node component is. */
+export interface StaticToken {
+  token: string;
+  user: string;
+  groups: string[];
+}
+
+export interface ControlPlaneOptions {
+  /**
+   * A real node will join: kube-apiserver binds and advertises `address` (the host
+   * end of the node's veth, so the `kubernetes` Service leads pods to it), accepts
+   * the node components' tokens, authorizes kubelets with the Node authorizer,
+   * presents `kubeletClient` to kubelets (logs, exec, port-forward) and reaches
+   * webhook pods through their endpoints. kwok's node is tainted so that only pods
+   * that ask for it land there.
+   */
+  nodeNetwork?: {
+    address: string;
+    tokens: StaticToken[];
+    kubeletClient: { certFile: string; keyFile: string };
+  };
+  /** Install Dapr's CRDs from its chart (default true). Off when Dapr's own chart installs them. */
+  daprCrds?: boolean;
+}
+
+/** Taint on kwok's node in a cluster with a real one: pods tolerate it to ask for kwok. */
+export const KWOK_NODE_TAINT = { key: KWOK_NODE_ANNOTATION, value: 'fake', effect: 'NoSchedule' } as const;
+
+export async function startControlPlane(dir: string, options: ControlPlaneOptions = {}): Promise<ControlPlane> {
   mkdirSync(dir, { recursive: true });
   const processes: ManagedProcess[] = [];
   const stop = async (): Promise<void> => {
@@ -40,14 +77,20 @@ export async function startControlPlane(dir: string): Promise<ControlPlane> {
     for (const child of [...processes].reverse()) await child.stop();
   };
   try {
-    return await start(dir, processes, stop);
+    return await start(dir, processes, stop, options);
   } catch (error) {
     await stop();
     throw error;
   }
 }
 
-async function start(dir: string, processes: ManagedProcess[], stop: () => Promise<void>): Promise<ControlPlane> {
+async function start(
+  dir: string,
+  processes: ManagedProcess[],
+  stop: () => Promise<void>,
+  options: ControlPlaneOptions,
+): Promise<ControlPlane> {
+  const { nodeNetwork } = options;
   const logDir = join(dir, 'logs');
   mkdirSync(logDir, { recursive: true });
   const launch = (name: string, command: string, args: string[]): ManagedProcess => {
@@ -83,7 +126,15 @@ async function start(dir: string, processes: ManagedProcess[], stop: () => Promi
   mkdirSync(pki, { recursive: true });
   const token = randomBytes(24).toString('hex');
   const tokenFile = join(pki, 'tokens.csv');
-  writeFileSync(tokenFile, `${token},testbed-admin,testbed-admin,"system:masters"\n`, { mode: 0o600 });
+  const tokens: StaticToken[] = [
+    { token, user: 'testbed-admin', groups: ['system:masters'] },
+    ...(nodeNetwork?.tokens ?? []),
+  ];
+  writeFileSync(
+    tokenFile,
+    tokens.map((entry) => `${entry.token},${entry.user},${entry.user},"${entry.groups.join(',')}"\n`).join(''),
+    { mode: 0o600 },
+  );
   const serviceAccountKey = join(pki, 'sa.key');
   const serviceAccountPub = join(pki, 'sa.pub');
   const keys = generateKeyPairSync('rsa', { modulusLength: 2048 });
@@ -92,25 +143,40 @@ async function start(dir: string, processes: ManagedProcess[], stop: () => Promi
 
   // kube-apiserver
   const apiPort = await freePort();
-  const server = `https://127.0.0.1:${apiPort}`;
+  const address = nodeNetwork?.address ?? '127.0.0.1';
+  const server = `https://${address}:${apiPort}`;
   const apiCertDir = join(pki, 'apiserver');
   const apiserver = launch('kube-apiserver', goBinary('kubernetes', 'kube-apiserver'), [
     `--etcd-servers=${etcdUrl}`,
-    '--bind-address=127.0.0.1',
-    '--advertise-address=127.0.0.1',
+    `--bind-address=${address}`,
+    `--advertise-address=${address}`,
     `--secure-port=${apiPort}`,
-    // No serving certificate given: the apiserver writes a self-signed one here,
-    // which the kubeconfig then trusts.
+    // No serving certificate given: the apiserver writes a self-signed one here
+    // (for its address, the `kubernetes` Service's IP and DNS names), which the
+    // kubeconfig then trusts.
     `--cert-dir=${apiCertDir}`,
     `--token-auth-file=${tokenFile}`,
-    '--authorization-mode=RBAC',
+    ...(nodeNetwork
+      ? [
+          '--authorization-mode=Node,RBAC',
+          '--enable-admission-plugins=NodeRestriction',
+          `--kubelet-client-certificate=${nodeNetwork.kubeletClient.certFile}`,
+          `--kubelet-client-key=${nodeNetwork.kubeletClient.keyFile}`,
+          '--kubelet-preferred-address-types=InternalIP',
+          // Webhooks (Dapr's injector) and aggregated APIs are called at their pod's
+          // address, which the host routes to the node; Service IPs exist only there.
+          '--enable-aggregator-routing=true',
+        ]
+      : [
+          '--authorization-mode=RBAC',
+          // No kubelet and no node network: nothing could reach the `kubernetes` Service.
+          '--endpoint-reconciler-type=none',
+        ]),
     '--anonymous-auth=false',
     `--service-account-key-file=${serviceAccountPub}`,
     `--service-account-signing-key-file=${serviceAccountKey}`,
     '--service-account-issuer=https://kubernetes.default.svc.cluster.local',
-    '--service-cluster-ip-range=10.96.0.0/16',
-    // No kubelet and no node network: nothing could reach the `kubernetes` Service.
-    '--endpoint-reconciler-type=none',
+    `--service-cluster-ip-range=${SERVICE_CIDR}`,
     '--allow-privileged=true',
     '--profiling=false',
     '--v=1',
@@ -169,7 +235,7 @@ async function start(dir: string, processes: ManagedProcess[], stop: () => Promi
   ]);
 
   const all = [etcd, apiserver, controllerManager, scheduler, kwok];
-  await kubectlOk(kubeconfig, ['apply', '-f', '-'], stringify(kwokNode(KWOK_NODE_NAME)));
+  await kubectlOk(kubeconfig, ['apply', '-f', '-'], stringify(kwokNode(KWOK_NODE_NAME, nodeNetwork !== undefined)));
   await waitUntil(
     async () =>
       (
@@ -189,11 +255,12 @@ async function start(dir: string, processes: ManagedProcess[], stop: () => Promi
       (await kubectlOk(kubeconfig, ['get', 'serviceaccounts', '-n', 'default', '-o', 'name'])).includes('default'),
     { what: 'the default ServiceAccount', timeoutMs: 30_000, watch: all },
   );
-  await installDaprCrds(kubeconfig);
+  if (options.daprCrds ?? true) await installDaprCrds(kubeconfig);
 
   return {
     kubeconfig,
     server,
+    caFile,
     nodeName: KWOK_NODE_NAME,
     dir,
     processes,
@@ -203,14 +270,14 @@ async function start(dir: string, processes: ManagedProcess[], stop: () => Promi
 }
 
 /** As JSON, which is YAML too: the operator reads it without loading a YAML parser. */
-function renderKubeconfig(server: string, ca: Buffer, token: string): string {
+export function renderKubeconfig(server: string, ca: Buffer, token: string, user = 'testbed-admin'): string {
   return JSON.stringify(
     {
       apiVersion: 'v1',
       kind: 'Config',
       clusters: [{ name: 'testbed', cluster: { server, 'certificate-authority-data': ca.toString('base64') } }],
-      users: [{ name: 'testbed-admin', user: { token } }],
-      contexts: [{ name: 'testbed', context: { cluster: 'testbed', user: 'testbed-admin', namespace: 'default' } }],
+      users: [{ name: user, user: { token } }],
+      contexts: [{ name: 'testbed', context: { cluster: 'testbed', user, namespace: 'default' } }],
       'current-context': 'testbed',
     },
     null,
@@ -246,7 +313,7 @@ function kwokStageFiles(): string[] {
   ];
 }
 
-function kwokNode(name: string): object {
+function kwokNode(name: string, tainted: boolean): object {
   const resources = { cpu: '64', memory: '256Gi', pods: '10000' };
   return {
     apiVersion: 'v1',
@@ -261,6 +328,7 @@ function kwokNode(name: string): object {
         type: 'kwok',
       },
     },
+    ...(tainted ? { spec: { taints: [KWOK_NODE_TAINT] } } : {}),
     status: { allocatable: resources, capacity: resources },
   };
 }

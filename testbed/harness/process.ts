@@ -24,6 +24,13 @@ export interface StartOptions {
   user?: string;
   /** Signal that asks the program to shut down cleanly. */
   stopSignal?: NodeJS.Signals;
+  /**
+   * Run inside the network, PID and mount namespaces of this process (a real
+   * node's init, see node-namespace.ts). nsenter forks to enter a PID namespace
+   * and does not pass signals on, so the program gets its stop signal as a
+   * parent-death signal when nsenter is stopped.
+   */
+  enter?: number;
 }
 
 export interface ExitStatus {
@@ -52,7 +59,15 @@ export class ManagedProcess {
     this.logFile = join(options.logDir, `${options.name}.log`);
     mkdirSync(options.logDir, { recursive: true });
     const logFd = openSync(this.logFile, 'a');
-    const setprivArgs = ['--pdeathsig', 'KILL', ...asUser(options.user), '--', options.command, ...options.args];
+    const setprivArgs = [
+      '--pdeathsig',
+      'KILL',
+      ...asUser(options.user),
+      '--',
+      ...entering(options.enter, this.stopSignal),
+      options.command,
+      ...options.args,
+    ];
     this.child = spawn('setpriv', setprivArgs, {
       cwd: options.cwd,
       env: options.env ?? process.env,
@@ -113,6 +128,12 @@ export class ManagedProcess {
     }
     return text.trimEnd().split('\n').slice(-lines).join('\n');
   }
+}
+
+function entering(pid: number | undefined, stopSignal: NodeJS.Signals): string[] {
+  if (pid === undefined) return [];
+  const signal = stopSignal.replace(/^SIG/, '');
+  return ['nsenter', `--target=${pid}`, '--net', '--pid', '--mount', '--', 'setpriv', '--pdeathsig', signal, '--'];
 }
 
 function asUser(user: string | undefined): string[] {
