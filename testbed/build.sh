@@ -160,6 +160,10 @@ build_daprd() {
 build_dapr_controlplane() {
   local version=$1 out=$2 ldflags
   ldflags=$(dapr_module "$version")
+  # dapr v1.18.1's scheduler requires go-etcd-cron v0.12.5, which the Go module
+  # proxy refuses ("403: This module version is not available"); the next patch
+  # release is served and builds.
+  if [[ $version == v1.18.1 ]]; then go mod edit -require=github.com/diagridio/go-etcd-cron@v0.12.6; fi
   CGO_ENABLED=0 go build -trimpath -ldflags="$ldflags" -o "$out/" \
     github.com/dapr/dapr/cmd/operator \
     github.com/dapr/dapr/cmd/injector \
