@@ -5,7 +5,11 @@
 # The sources are compiled: Node could strip types itself, but that loads a
 # compiler worth ~17 MiB of resident memory in every process.
 
-FROM node:24-bookworm-slim AS build
+# The base is an argument so the test bed can build this file on a Node image of
+# its own, made from Debian's packages (testbed/harness/images.ts).
+ARG NODE_IMAGE=node:24-bookworm-slim
+
+FROM ${NODE_IMAGE} AS build
 WORKDIR /app
 COPY package.json package-lock.json ./
 # --ignore-scripts: the `node` devDependency would download a second Node; the image's serves.
@@ -14,13 +18,13 @@ COPY tsconfig.json tsconfig.build.json ./
 COPY src ./src
 RUN npx tsc -p tsconfig.build.json
 
-FROM node:24-bookworm-slim AS dependencies
+FROM ${NODE_IMAGE} AS dependencies
 WORKDIR /app
 COPY package.json package-lock.json ./
 # Production dependencies only: the `node` package, TypeScript and the test tools are devDependencies.
 RUN npm ci --omit=dev --ignore-scripts && npm cache clean --force
 
-FROM node:24-bookworm-slim
+FROM ${NODE_IMAGE}
 ENV NODE_ENV=production
 WORKDIR /app
 COPY --from=dependencies /app/node_modules ./node_modules

@@ -20,10 +20,26 @@ export default defineConfig({
         test: {
           name: 'testbed',
           include: ['test/testbed/**/*.test.ts', 'test/cluster/**/*.test.ts', 'test/dapr/**/*.test.ts'],
+          exclude: ['test/testbed/node/**'],
           globalSetup: ['test/support/global-testbed.ts'],
           setupFiles: ['test/support/print-logs-on-failure.ts'],
           testTimeout: 120_000,
           hookTimeout: 180_000,
+        },
+      },
+      {
+        // A real node and Dapr's control plane (needs root). After the kwok
+        // tests, so the two clusters do not compete for the two cores.
+        test: {
+          name: 'node',
+          include: ['test/testbed/node/**/*.test.ts', 'test/e2e/**/*.test.ts'],
+          globalSetup: ['test/support/global-cluster.ts'],
+          setupFiles: ['test/support/print-cluster-logs-on-failure.ts'],
+          sequence: { groupOrder: 1 },
+          // One file at a time: a test may start a second cluster beside the shared one.
+          maxWorkers: 1,
+          testTimeout: 300_000,
+          hookTimeout: 300_000,
         },
       },
     ],

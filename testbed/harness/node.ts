@@ -85,7 +85,7 @@ export async function startRealNode(options: RealNodeOptions): Promise<RealNode>
     for (const child of [...processes].reverse()) await child.stop(5_000);
     // The namespace's end kills whatever is left (shims, containers).
     await namespace.stop();
-    removeCgroups(cgroupRoot);
+    await removeCgroups(cgroupRoot);
     restoreSysctls(sysctls);
   };
   const launch = (name: string, command: string, args: string[]): ManagedProcess => {
@@ -105,7 +105,7 @@ export async function startRealNode(options: RealNodeOptions): Promise<RealNode>
     });
     for (const image of options.images) await importImage(containerdSocket, image);
 
-    createCgroups(cgroupRoot);
+    await createCgroups(cgroupRoot);
     const kubelet = launch('kubelet', goBinary('kubernetes-node', 'kubelet'), [
       `--config=${writeKubeletConfig(dir, options, containerdSocket, cgroupRoot)}`,
       `--kubeconfig=${writeKubeconfig(dir, 'kubelet', options, options.credentials.kubeletToken)}`,
@@ -171,11 +171,15 @@ function writeContainerdConfig(dir: string, pauseImage: string, podCidr: string)
   const config = `version = 4
 root = '${root}/root'
 state = '${root}/state'
+# Only this file: no drop-ins from /etc/containerd.
+imports = []
 # opt writes /opt/containerd; NRI listens under /var/run/nri. Neither is used.
 disabled_plugins = ['io.containerd.internal.v1.opt', 'io.containerd.nri.v1.nri']
 
-[grpc]
+[plugins.'io.containerd.server.v1.grpc']
   address = '${root}/containerd.sock'
+[plugins.'io.containerd.server.v1.ttrpc']
+  address = '${root}/containerd.sock.ttrpc'
 
 [plugins.'io.containerd.cri.v1.images']
   snapshotter = 'overlayfs'
@@ -257,6 +261,8 @@ function writeKubeletConfig(
     clusterDNS: [CLUSTER_DNS_IP],
     clusterDomain: 'cluster.local',
     resolvConf,
+    // On disk beside the node's other logs, so a failed run's can still be read.
+    podLogsDir: join(dir, 'pod-logs'),
     // Only kube-apiserver (a client certificate of the test bed's CA) may call kubelet.
     authentication: {
       anonymous: { enabled: false },
@@ -325,19 +331,19 @@ const CGROUP_PREFIX = 'taskapi-testbed-node';
 const nodeCgroupRoot = (slot: number): string => `/${CGROUP_PREFIX}${slot}`;
 
 /** The cgroups of nodes that are not running (their run was killed). */
-export function removeStaleCgroups(): void {
+export async function removeStaleCgroups(): Promise<void> {
   const running = new Set(readdirSync('/sys/class/net').filter((name) => name.startsWith(HOST_INTERFACE_PREFIX)));
   for (const mount of cgroupMounts()) {
     for (const entry of readdirSync(mount)) {
       const slot = entry.startsWith(CGROUP_PREFIX) ? Number(entry.slice(CGROUP_PREFIX.length)) : NaN;
-      if (Number.isInteger(slot) && !running.has(`${HOST_INTERFACE_PREFIX}${slot}`)) removeCgroups(`/${entry}`);
+      if (Number.isInteger(slot) && !running.has(`${HOST_INTERFACE_PREFIX}${slot}`)) await removeCgroups(`/${entry}`);
     }
   }
 }
 
 /** kubelet wants its cgroup root to exist in every hierarchy; cpuset needs its CPUs and memory nodes copied down. */
-function createCgroups(cgroupRoot: string): void {
-  removeCgroups(cgroupRoot);
+async function createCgroups(cgroupRoot: string): Promise<void> {
+  await removeCgroups(cgroupRoot);
   for (const mount of cgroupMounts()) {
     const dir = join(mount, cgroupRoot);
     mkdirSync(dir, { recursive: true });
@@ -348,17 +354,24 @@ function createCgroups(cgroupRoot: string): void {
 }
 
 /** Removes the node's cgroups, deepest first; what a killed run left is removed by the next start. */
-export function removeCgroups(cgroupRoot: string): void {
+export async function removeCgroups(cgroupRoot: string): Promise<void> {
   const remove = (dir: string): void => {
     for (const entry of readdirSync(dir, { withFileTypes: true })) {
       if (entry.isDirectory()) remove(join(dir, entry.name));
     }
     rmdirSync(dir);
   };
-  for (const mount of cgroupMounts()) {
-    const dir = join(mount, cgroupRoot);
-    if (existsSync(dir)) remove(dir);
-  }
+  const dirs = cgroupMounts().map((mount) => join(mount, cgroupRoot));
+  // A cgroup stays busy for a moment after its last process is gone.
+  await waitUntil(
+    () => {
+      for (const dir of dirs) {
+        if (existsSync(dir)) remove(dir);
+      }
+      return Promise.resolve(true);
+    },
+    { what: `the cgroups under ${cgroupRoot} to be removed`, timeoutMs: 15_000 },
+  );
 }
 
 const sysctlRecord = join(cacheDir, 'state', 'host-sysctls.json');

@@ -1,0 +1,206 @@
+/**
+ * What a cluster with a real node runs besides the node: CoreDNS for
+ * `cluster.local` (Kubernetes' own addon manifest, cluster/addons/dns/coredns,
+ * trimmed to this test bed), and Dapr's control plane installed with Dapr's own
+ * Helm chart from the pinned dapr module, as a user installs it.
+ */
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { dirname, join, relative } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { stringify } from 'yaml';
+import { CLUSTER_DNS_IP } from './controlplane.ts';
+import { helmOk, kubectlOk } from './kubectl.ts';
+import type { TestbedImages } from './images.ts';
+import { goModuleDir, versions } from './prerequisites.ts';
+
+const repoRoot = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
+export const BACKENDS_NAMESPACE = 'taskapi-backends';
+
+export const DAPR_NAMESPACE = 'dapr-system';
+export const DAPR_RELEASE = 'dapr';
+
+/**
+ * CoreDNS answers for the cluster only: no `forward`, so no query leaves the
+ * test bed. It listens on 1053 (no privileged port, so it runs as non-root
+ * under the restricted profile); the kube-dns Service maps port 53 to it.
+ */
+export function coreDnsManifests(image: string): object[] {
+  const labels = { 'k8s-app': 'kube-dns' };
+  const corefile = `.:1053 {
+    errors
+    health :8080
+    ready :8181
+    kubernetes cluster.local in-addr.arpa ip6.arpa {
+        pods insecure
+        fallthrough in-addr.arpa ip6.arpa
+        ttl 30
+    }
+    cache 30
+    loop
+    reload
+}
+`;
+  return [
+    { apiVersion: 'v1', kind: 'ServiceAccount', metadata: { name: 'coredns', namespace: 'kube-system' } },
+    {
+      apiVersion: 'rbac.authorization.k8s.io/v1',
+      kind: 'ClusterRole',
+      metadata: { name: 'system:coredns' },
+      rules: [
+        { apiGroups: [''], resources: ['endpoints', 'services', 'pods', 'namespaces'], verbs: ['list', 'watch'] },
+        { apiGroups: ['discovery.k8s.io'], resources: ['endpointslices'], verbs: ['list', 'watch'] },
+      ],
+    },
+    {
+      apiVersion: 'rbac.authorization.k8s.io/v1',
+      kind: 'ClusterRoleBinding',
+      metadata: { name: 'system:coredns' },
+      roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: 'system:coredns' },
+      subjects: [{ kind: 'ServiceAccount', name: 'coredns', namespace: 'kube-system' }],
+    },
+    {
+      apiVersion: 'v1',
+      kind: 'ConfigMap',
+      metadata: { name: 'coredns', namespace: 'kube-system' },
+      data: { Corefile: corefile },
+    },
+    {
+      apiVersion: 'apps/v1',
+      kind: 'Deployment',
+      metadata: { name: 'coredns', namespace: 'kube-system', labels },
+      spec: {
+        replicas: 1,
+        selector: { matchLabels: labels },
+        template: {
+          metadata: { labels },
+          spec: {
+            serviceAccountName: 'coredns',
+            priorityClassName: 'system-cluster-critical',
+            dnsPolicy: 'Default',
+            securityContext: { runAsNonRoot: true, runAsUser: 65532, seccompProfile: { type: 'RuntimeDefault' } },
+            containers: [
+              {
+                name: 'coredns',
+                image,
+                imagePullPolicy: 'Never',
+                args: ['-conf', '/etc/coredns/Corefile'],
+                ports: [
+                  { name: 'dns', containerPort: 1053, protocol: 'UDP' },
+                  { name: 'dns-tcp', containerPort: 1053, protocol: 'TCP' },
+                ],
+                livenessProbe: { httpGet: { path: '/health', port: 8080 }, periodSeconds: 10 },
+                readinessProbe: { httpGet: { path: '/ready', port: 8181 }, periodSeconds: 1 },
+                securityContext: {
+                  allowPrivilegeEscalation: false,
+                  readOnlyRootFilesystem: true,
+                  capabilities: { drop: ['ALL'] },
+                },
+                volumeMounts: [{ name: 'config', mountPath: '/etc/coredns', readOnly: true }],
+              },
+            ],
+            volumes: [{ name: 'config', configMap: { name: 'coredns' } }],
+          },
+        },
+      },
+    },
+    {
+      apiVersion: 'v1',
+      kind: 'Service',
+      metadata: { name: 'kube-dns', namespace: 'kube-system', labels },
+      spec: {
+        clusterIP: CLUSTER_DNS_IP,
+        selector: labels,
+        ports: [
+          { name: 'dns', port: 53, targetPort: 1053, protocol: 'UDP' },
+          { name: 'dns-tcp', port: 53, targetPort: 1053, protocol: 'TCP' },
+        ],
+      },
+    },
+  ];
+}
+
+export async function installCoreDns(kubeconfig: string, image: string): Promise<void> {
+  await kubectlOk(
+    kubeconfig,
+    ['apply', '-f', '-'],
+    coreDnsManifests(image)
+      .map((manifest) => stringify(manifest))
+      .join('---\n'),
+  );
+  await kubectlOk(kubeconfig, ['rollout', 'status', 'deployment/coredns', '-n', 'kube-system', '--timeout=120s']);
+}
+
+/** Dapr's chart, with its CRDs, from the pinned dapr module in the Go module cache. */
+export const daprChartDir = (): string =>
+  join(goModuleDir('github.com/dapr/dapr', versions.DAPR_VERSION), 'charts', 'dapr');
+
+/**
+ * `helm install` of Dapr's chart with the images built here (registry and tag
+ * of the one Dapr image, never pulled), for one node: in-memory storage for the
+ * scheduler's embedded etcd and placement's Raft log (no volume provisioner
+ * here), and the injector's webhook failing closed, so a pod never starts
+ * without its sidecar unnoticed.
+ */
+export async function installDapr(
+  kubeconfig: string,
+  helmHome: string,
+  image: { registry: string; tag: string },
+): Promise<void> {
+  await helmOk(kubeconfig, helmHome, [
+    'install',
+    DAPR_RELEASE,
+    daprChartDir(),
+    '--namespace',
+    DAPR_NAMESPACE,
+    '--create-namespace',
+    '--set',
+    `global.registry=${image.registry}`,
+    '--set',
+    `global.tag=${image.tag}`,
+    '--set',
+    'global.imagePullPolicy=Never',
+    '--set',
+    'dapr_sidecar_injector.sidecarImagePullPolicy=Never',
+    '--set',
+    'dapr_sidecar_injector.webhookFailurePolicy=Fail',
+    '--set',
+    'dapr_scheduler.cluster.inMemoryStorage=true',
+    '--set',
+    'dapr_placement.cluster.forceInMemoryLog=true',
+    '--wait',
+    '--timeout=5m',
+  ]);
+}
+
+/**
+ * The dev Redis and PostgreSQL of config/backends, installed as users install
+ * them (`kubectl apply -k`), through an overlay that only swaps the public
+ * images for the ones built here from Debian's packages.
+ */
+export async function installBackends(kubeconfig: string, dir: string, images: TestbedImages): Promise<void> {
+  const overlay = join(dir, 'backends-overlay');
+  mkdirSync(overlay, { recursive: true });
+  const image = (name: string, built: { name: string }) => {
+    const colon = built.name.lastIndexOf(':');
+    return { name, newName: built.name.slice(0, colon), newTag: built.name.slice(colon + 1) };
+  };
+  writeFileSync(
+    join(overlay, 'kustomization.yaml'),
+    stringify({
+      // kustomize takes a base outside the overlay only by a relative path.
+      resources: [relative(overlay, join(repoRoot, 'config', 'backends'))],
+      images: [image('redis', images.redis), image('postgres', images.postgres)],
+    }),
+  );
+  await kubectlOk(kubeconfig, ['apply', '-k', overlay]);
+  for (const deployment of ['redis', 'postgresql']) {
+    await kubectlOk(kubeconfig, [
+      'rollout',
+      'status',
+      `deployment/${deployment}`,
+      '-n',
+      BACKENDS_NAMESPACE,
+      '--timeout=120s',
+    ]);
+  }
+}
