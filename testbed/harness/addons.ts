@@ -139,7 +139,9 @@ export const daprChartDir = (): string =>
  * of the one Dapr image, never pulled), for one node: in-memory storage for the
  * scheduler's embedded etcd and placement's Raft log (no volume provisioner
  * here), and the injector's webhook failing closed, so a pod never starts
- * without its sidecar unnoticed.
+ * without its sidecar unnoticed. Failing closed with the chart's default (no
+ * selector) would make every pod's creation wait for the injector, Dapr's own
+ * and CoreDNS's included, so the webhook leaves those two namespaces out.
  */
 export async function installDapr(
   kubeconfig: string,
@@ -163,6 +165,12 @@ export async function installDapr(
     'dapr_sidecar_injector.sidecarImagePullPolicy=Never',
     '--set',
     'dapr_sidecar_injector.webhookFailurePolicy=Fail',
+    '--set-json',
+    `dapr_sidecar_injector.namespaceSelector=${JSON.stringify({
+      matchExpressions: [
+        { key: 'kubernetes.io/metadata.name', operator: 'NotIn', values: [DAPR_NAMESPACE, 'kube-system'] },
+      ],
+    })}`,
     '--set',
     'dapr_scheduler.cluster.inMemoryStorage=true',
     '--set',

@@ -45,7 +45,7 @@ export interface RealCluster {
   images: TestbedImages;
   /** Home of the helm that installed Dapr (its cache, config and data). */
   helmHome: string;
-  /** Seconds each step took. */
+  /** Seconds each step took; the node's (containerd, images, kubelet) overlaps the control plane's. */
   startupSeconds: Record<'images' | 'controlPlane' | 'node' | 'coreDns' | 'dapr', number>;
   logs(lines?: number): string;
   stop(): Promise<void>;
@@ -102,19 +102,20 @@ export async function startRealCluster(options: RealClusterOptions = {}): Promis
   };
   let logs = (): string => '';
   try {
-    // Images build (when their inputs changed) while the control plane starts.
+    // The images build (when their inputs changed) and the node's containerd takes
+    // them while the control plane starts.
     const images = timed('images', () => ensureImages());
+    // Awaited below; a failure before then must not go unhandled.
     images.catch(() => undefined);
-
     const pki = await makeKubeletPki(join(dir, 'pki'));
+    // From here on the node owns its namespace: a node that fails to start ends it.
     const namespace = await startNodeNamespace(join(dir, 'node', 'logs'), goBinary('kubernetes-node', 'pause'));
-    stoppers.push(() => namespace.stop());
     const credentials = {
       kubeletToken: randomBytes(24).toString('hex'),
       kubeProxyToken: randomBytes(24).toString('hex'),
       clientCaFile: pki.caFile,
     };
-    const controlPlane = await timed('controlPlane', () =>
+    const controlPlaneReady = timed('controlPlane', () =>
       startControlPlane(join(dir, 'cluster'), {
         nodeNetwork: {
           address: namespace.network.hostAddress,
@@ -128,26 +129,29 @@ export async function startRealCluster(options: RealClusterOptions = {}): Promis
         daprCrds: options.dapr === false,
       }),
     );
-    stoppers.push(() => controlPlane.stop());
-    const { kubeconfig } = controlPlane;
-
-    const built = await images;
-    const node = await timed('node', () =>
+    const nodeReady = timed('node', () =>
       startRealNode({
         name: REAL_NODE_NAME,
         dir: join(dir, 'node'),
         namespace,
-        server: controlPlane.server,
-        serverCaFile: controlPlane.caFile,
-        kubeconfig,
         credentials,
-        pauseImage: built.pause.name,
-        images: [built.pause, built.coredns, built.dapr, built.nodeBase, built.app, built.redis, built.postgres],
+        images: images.then((built) => ({
+          pause: built.pause,
+          others: [built.coredns, built.dapr, built.nodeBase, built.app, built.redis, built.postgres],
+        })),
+        controlPlane: controlPlaneReady,
       }),
     );
-    // The node's stop ends its namespace too.
-    stoppers.splice(stoppers.length - 2, 1);
-    stoppers.push(() => node.stop());
+    const [controlPlaneStarted, nodeStarted] = await Promise.allSettled([controlPlaneReady, nodeReady]);
+    // Stopped in reverse: the node (and its namespace) first, then the control plane.
+    if (controlPlaneStarted.status === 'fulfilled') stoppers.push(() => controlPlaneStarted.value.stop());
+    if (nodeStarted.status === 'fulfilled') stoppers.push(() => nodeStarted.value.stop());
+    if (controlPlaneStarted.status === 'rejected') throw controlPlaneStarted.reason;
+    if (nodeStarted.status === 'rejected') throw nodeStarted.reason;
+    const controlPlane = controlPlaneStarted.value;
+    const node = nodeStarted.value;
+    const built = await images;
+    const { kubeconfig } = controlPlane;
     logs = () => describeLogs([...controlPlane.processes, namespace.process, ...node.processes]);
 
     await timed('coreDns', () => installCoreDns(kubeconfig, built.coredns.name));

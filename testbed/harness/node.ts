@@ -34,20 +34,30 @@ export interface NodeCredentials {
   clientCaFile: string;
 }
 
+export interface NodeImage {
+  archive: string;
+  name: string;
+  /** More names to tag the image with after import. */
+  aliases?: string[];
+}
+
+/** What a node joins: its API server, with a kubeconfig of an admin to watch the Node. */
+export interface NodeControlPlane {
+  server: string;
+  /** The API server's serving certificate. */
+  caFile: string;
+  kubeconfig: string;
+}
+
 export interface RealNodeOptions {
   name: string;
   dir: string;
   namespace: NodeNamespace;
-  server: string;
-  /** The API server's serving certificate. */
-  serverCaFile: string;
-  /** An admin kubeconfig, to wait for the Node. */
-  kubeconfig: string;
   credentials: NodeCredentials;
-  /** The sandbox image's full name; it must be among `images`. */
-  pauseImage: string;
-  /** Image archives to import before kubelet starts, with extra names to tag each with. */
-  images: { archive: string; name: string; aliases?: string[] }[];
+  /** The sandbox (pause) image and the others to import before kubelet starts; they may still be building. */
+  images: Promise<{ pause: NodeImage; others: NodeImage[] }>;
+  /** containerd starts and takes the images while the control plane comes up. */
+  controlPlane: Promise<NodeControlPlane>;
 }
 
 export interface RealNode {
@@ -94,21 +104,23 @@ export async function startRealNode(options: RealNodeOptions): Promise<RealNode>
     return child;
   };
   try {
+    const images = await options.images;
     const containerdSocket = join(dir, 'containerd', 'containerd.sock');
     const containerd = launch('containerd', goBinary('containerd', 'containerd'), [
-      `--config=${writeContainerdConfig(dir, options.pauseImage, namespace.network.podCidr)}`,
+      `--config=${writeContainerdConfig(dir, images.pause.name, namespace.network.podCidr)}`,
     ]);
     await waitUntil(async () => (await ctr(containerdSocket, ['version'])).includes('Server:'), {
       what: 'containerd to answer',
       timeoutMs: 30_000,
       watch: [containerd],
     });
-    for (const image of options.images) await importImage(containerdSocket, image);
+    for (const image of [images.pause, ...images.others]) await importImage(containerdSocket, image);
 
+    const controlPlane = await options.controlPlane;
     await createCgroups(cgroupRoot);
     const kubelet = launch('kubelet', goBinary('kubernetes-node', 'kubelet'), [
       `--config=${writeKubeletConfig(dir, options, containerdSocket, cgroupRoot)}`,
-      `--kubeconfig=${writeKubeconfig(dir, 'kubelet', options, options.credentials.kubeletToken)}`,
+      `--kubeconfig=${writeKubeconfig(dir, 'kubelet', controlPlane, options.credentials.kubeletToken)}`,
       `--root-dir=${join(dir, 'kubelet')}`,
       `--cert-dir=${join(dir, 'kubelet', 'pki')}`,
       `--hostname-override=${options.name}`,
@@ -117,14 +129,14 @@ export async function startRealNode(options: RealNodeOptions): Promise<RealNode>
       '--v=1',
     ]);
     const kubeProxy = launch('kube-proxy', goBinary('kubernetes-node', 'kube-proxy'), [
-      `--config=${writeKubeProxyConfig(dir, options)}`,
+      `--config=${writeKubeProxyConfig(dir, options, controlPlane)}`,
       '--v=1',
     ]);
     const all = [containerd, kubelet, kubeProxy];
     await waitUntil(
       async () =>
         (
-          await kubectlOk(options.kubeconfig, [
+          await kubectlOk(controlPlane.kubeconfig, [
             'get',
             'node',
             options.name,
@@ -229,9 +241,9 @@ function cniConfig(podCidr: string): object {
   };
 }
 
-function writeKubeconfig(dir: string, user: string, options: RealNodeOptions, token: string): string {
+function writeKubeconfig(dir: string, user: string, controlPlane: NodeControlPlane, token: string): string {
   const file = join(dir, `${user}.kubeconfig`);
-  writeFileSync(file, renderKubeconfig(options.server, readFileSync(options.serverCaFile), token, user), {
+  writeFileSync(file, renderKubeconfig(controlPlane.server, readFileSync(controlPlane.caFile), token, user), {
     mode: 0o600,
   });
   return file;
@@ -290,7 +302,7 @@ function writeKubeletConfig(
   return file;
 }
 
-function writeKubeProxyConfig(dir: string, options: RealNodeOptions): string {
+function writeKubeProxyConfig(dir: string, options: RealNodeOptions, controlPlane: NodeControlPlane): string {
   const config = {
     apiVersion: 'kubeproxy.config.k8s.io/v1alpha1',
     kind: 'KubeProxyConfiguration',
@@ -298,7 +310,7 @@ function writeKubeProxyConfig(dir: string, options: RealNodeOptions): string {
     hostnameOverride: options.name,
     clusterCIDR: options.namespace.network.podCidr,
     clientConnection: {
-      kubeconfig: writeKubeconfig(dir, 'kube-proxy', options, options.credentials.kubeProxyToken),
+      kubeconfig: writeKubeconfig(dir, 'kube-proxy', controlPlane, options.credentials.kubeProxyToken),
     },
     bindAddress: options.namespace.network.nodeAddress,
     healthzBindAddress: '127.0.0.1:10256',
