@@ -15,11 +15,11 @@ import { containsDesired } from './compare.ts';
 import { desiredChildren, type Manifest, type Placement } from './desired.ts';
 import type { EventRecorder, EventType } from './events.ts';
 import type { Index, Informer } from './informers.ts';
-import { KubeApiError, rfc3339, type KubeClient } from './kube.ts';
+import { isNotFound, KubeApiError, rfc3339, type KubeClient } from './kube.ts';
 import { COMPONENT_LABEL, RENDERED_HASH_ANNOTATION } from './names.ts';
 import type { BuildSettings } from './resources/deployment.ts';
 import { canonicalJson } from './resources/hash.ts';
-import { appliedFields, childSnapshot, type ChildSnapshot, type TaskApiSnapshot } from './snapshot.ts';
+import { appliedFields, childSnapshot, type ChildSnapshot, type RawObject, type TaskApiSnapshot } from './snapshot.ts';
 import { computeStatus, type DeploymentState, type PassOutcome } from './status.ts';
 
 /** A failure retrying cannot fix; recorded as a condition, retried only when the spec changes. */
@@ -192,7 +192,9 @@ function stillInPlace(
 /**
  * Applies each child whose live copy lacks what we render (a new rendering, or
  * someone changed a field we set); returns what is now in place, and the task
- * Deployment as it now stands.
+ * Deployment as it now stands. RoleBindings go after the rest: the API server
+ * refuses a binding whose Role it cannot find yet (its escalation check), so a
+ * binding applied beside its Role would fail on every new TaskApi.
  */
 async function applyChildren(
   ctx: ReconcileContext,
@@ -202,29 +204,44 @@ async function applyChildren(
   const known = ctx.verified.get(key)?.children ?? [];
   let deployment: DeploymentState | undefined;
   let taskDeployment: string | undefined;
-  const children = await Promise.all(
-    desired.map(async (manifest): Promise<VerifiedChild> => {
-      const { kind } = manifest;
-      const { namespace, name, annotations } = manifest.metadata;
-      const rendered = annotations?.[RENDERED_HASH_ANNOTATION] ?? '';
-      let current = informerFor(ctx, kind).get(namespace, name);
-      const last = known.find((child) => child.kind === kind && child.name === name);
-      if (!current || last?.rendered !== rendered || last.appliedHash !== current.appliedHash) {
-        // Not seen in this state yet: compare the live fields once, apply only if they fall short.
-        const live = current && (await ctx.kube.get(manifest));
-        current =
-          live && containsDesired(manifest, appliedFields(live))
-            ? childSnapshot(live)
-            : childSnapshot(await ctx.kube.apply(manifest));
-      }
-      if (kind === 'Deployment' && manifest.metadata.labels?.[COMPONENT_LABEL] === 'task-service') {
-        deployment = current.rollout;
-        taskDeployment = name;
-      }
-      return { kind, name, rendered, appliedHash: current.appliedHash };
-    }),
-  );
+  const ensure = async (manifest: Manifest): Promise<VerifiedChild> => {
+    const { kind } = manifest;
+    const { namespace, name, annotations } = manifest.metadata;
+    const rendered = annotations?.[RENDERED_HASH_ANNOTATION] ?? '';
+    let current = informerFor(ctx, kind).get(namespace, name);
+    const last = known.find((child) => child.kind === kind && child.name === name);
+    if (!current || last?.rendered !== rendered || last.appliedHash !== current.appliedHash) {
+      // Not seen in this state yet: compare the live fields once, apply only if they fall short.
+      const live = current && (await ctx.kube.get(manifest));
+      current =
+        live && containsDesired(manifest, appliedFields(live))
+          ? childSnapshot(live)
+          : childSnapshot(await (kind === 'RoleBinding' ? applyBinding(ctx, manifest) : ctx.kube.apply(manifest)));
+    }
+    if (kind === 'Deployment' && manifest.metadata.labels?.[COMPONENT_LABEL] === 'task-service') {
+      deployment = current.rollout;
+      taskDeployment = name;
+    }
+    return { kind, name, rendered, appliedHash: current.appliedHash };
+  };
+  const children = await Promise.all(desired.filter((manifest) => manifest.kind !== 'RoleBinding').map(ensure));
+  children.push(...(await Promise.all(desired.filter((manifest) => manifest.kind === 'RoleBinding').map(ensure))));
   return { children, taskDeployment, deployment };
+}
+
+/** Retries of a RoleBinding whose Role the API server's RBAC cache does not hold yet (milliseconds behind). */
+const BINDING_RETRY_DELAYS_MS = [50, 200, 500];
+
+async function applyBinding(ctx: ReconcileContext, manifest: Manifest): Promise<RawObject> {
+  for (const delay of BINDING_RETRY_DELAYS_MS) {
+    try {
+      return await ctx.kube.apply(manifest);
+    } catch (error) {
+      if (!isNotFound(error)) throw error;
+      await new Promise((resolve) => setTimeout(resolve, delay));
+    }
+  }
+  return ctx.kube.apply(manifest);
 }
 
 /** Deletes children of this TaskApi that are no longer desired (the old state Component after a swap, ...). */
