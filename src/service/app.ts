@@ -4,6 +4,7 @@
  * so tests can run it on a listener of their own.
  */
 import type { FastifyInstance } from 'fastify';
+import { EventCounters } from './event-counters.ts';
 import apiBase from './plugins/base.ts';
 import type { EventPublisher, Notifier, Sidecar, TaskStore } from './ports.ts';
 import eventRoutes from './routes/events.ts';
@@ -28,5 +29,5 @@ export default async function taskApp(fastify: FastifyInstance, options: TaskApp
   });
   await fastify.register(healthRoutes, options);
   await fastify.register(taskRoutes, options);
-  await fastify.register(eventRoutes, options);
+  await fastify.register(eventRoutes, { ...options, counters: new EventCounters() });
 }

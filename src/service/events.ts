@@ -28,14 +28,16 @@ export function taskEvent(type: TaskEventType, task: Task, source: string, id: s
 export type DeliveredEvent =
   /** A task event; `notify` when it completed a task, which the notification service must hear of. */
   | { action: 'handle'; id: string; type: TaskEventType; task: Task; notify: boolean }
-  /** Not a task event this service understands; redelivering it would not help. */
-  | { action: 'drop'; reason: string };
+  /** Not a task event this service understands; redelivering it would not help. `type` as delivered, if any. */
+  | { action: 'drop'; reason: string; type?: string };
 
 export function classifyDelivery(body: unknown): DeliveredEvent {
   const envelope = deliveredEventSchema.safeParse(body);
   if (!envelope.success) return { action: 'drop', reason: 'not a CloudEvent' };
   const event = taskEventSchema.safeParse(envelope.data);
-  if (!event.success) return { action: 'drop', reason: `not a task event: ${envelope.data.type}` };
+  if (!event.success) {
+    return { action: 'drop', reason: `not a task event: ${envelope.data.type}`, type: envelope.data.type };
+  }
   const { id, type, data } = event.data;
   return { action: 'handle', id, type, task: data, notify: type === 'task.completed' };
 }

@@ -13,6 +13,7 @@ export const LOG = {
   eventHandled: 'task event handled',
   eventDropped: 'task event dropped',
   eventRetried: 'task event handling failed; asking Dapr to redeliver',
+  notificationSent: 'notification sent',
   notificationRecorded: 'notification recorded',
   startupFailed: 'service failed to start',
 } as const;

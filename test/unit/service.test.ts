@@ -1,6 +1,7 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { EventCounters } from '../../src/service/event-counters.ts';
 import { classifyDelivery, taskEvent } from '../../src/service/events.ts';
 import { fieldOf } from '../../src/service/plugins/errors.ts';
 import { createTaskSchema, taskIdSchema, type Task } from '../../src/service/schemas/task.ts';
@@ -99,5 +100,26 @@ describe('src/service', () => {
       expect(readFileSync(file, 'utf8'), file).not.toMatch(forbidden);
       expect(readFileSync(file, 'utf8'), file).not.toMatch(/\bfetch\(/);
     }
+  });
+});
+
+describe('event counters', () => {
+  it('count answers by event type and notifications, in Prometheus text format', () => {
+    const counters = new EventCounters();
+    expect(counters.render()).toContain('\ntaskapi_notifications_sent_total 0\n');
+    counters.answered('task.created', 'SUCCESS');
+    counters.answered('task.created', 'SUCCESS');
+    counters.answered('task.completed', 'RETRY');
+    counters.answered('odd"type', 'DROP');
+    counters.notified();
+    const lines = counters.render().split('\n');
+    expect(lines).toContain('taskapi_task_events_total{type="task.created",answer="SUCCESS"} 2');
+    expect(lines).toContain('taskapi_task_events_total{type="task.completed",answer="RETRY"} 1');
+    expect(lines).toContain('taskapi_task_events_total{type="odd\\"type",answer="DROP"} 1');
+    expect(lines).toContain('taskapi_notifications_sent_total 1');
+    expect(lines.filter((line) => line.startsWith('# TYPE'))).toEqual([
+      '# TYPE taskapi_task_events_total counter',
+      '# TYPE taskapi_notifications_sent_total counter',
+    ]);
   });
 });

@@ -7,6 +7,7 @@ import type { FastifyInstance } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { TASK_EVENTS_ROUTE } from '../../controller/resources/subscription.ts';
 import { isServiceError } from '../errors.ts';
+import type { EventCounters } from '../event-counters.ts';
 import { classifyDelivery } from '../events.ts';
 import { LOG } from '../logging.ts';
 import type { Notifier } from '../ports.ts';
@@ -15,6 +16,7 @@ import { deliveryAnswerSchema, type DeliveryAnswer } from '../schemas/event.ts';
 export interface EventRoutesOptions {
   /** Undefined when no notification service is configured: completed tasks are then only acknowledged. */
   notifier: Notifier | undefined;
+  counters: EventCounters;
 }
 
 export default function eventRoutes(fastify: FastifyInstance, options: EventRoutesOptions, done: () => void): void {
@@ -32,22 +34,32 @@ export default function eventRoutes(fastify: FastifyInstance, options: EventRout
       const event = classifyDelivery(request.body);
       if (event.action === 'drop') {
         request.log.warn({ reason: event.reason }, LOG.eventDropped);
+        options.counters.answered(event.type ?? 'unknown', 'DROP');
         return { status: 'DROP' };
       }
+      const fields = { type: event.type, eventId: event.id, taskId: event.task.id };
       if (event.notify && options.notifier !== undefined) {
         try {
           await options.notifier.notify(event.id, event.task);
         } catch (error) {
           request.log.warn(
-            { code: isServiceError(error) ? error.code : 'internal', err: error, taskId: event.task.id },
+            { ...fields, code: isServiceError(error) ? error.code : 'internal', err: error },
             LOG.eventRetried,
           );
+          options.counters.answered(event.type, 'RETRY');
           return { status: 'RETRY' };
         }
+        options.counters.notified();
+        request.log.info(fields, LOG.notificationSent);
       }
-      request.log.info({ type: event.type, eventId: event.id, taskId: event.task.id }, LOG.eventHandled);
+      request.log.info(fields, LOG.eventHandled);
+      options.counters.answered(event.type, 'SUCCESS');
       return { status: 'SUCCESS' };
     },
+  );
+
+  app.get('/metrics', { schema: { hide: true } }, async (_request, reply) =>
+    reply.type('text/plain; version=0.0.4; charset=utf-8').send(options.counters.render()),
   );
   done();
 }
