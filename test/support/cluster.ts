@@ -3,11 +3,12 @@
  * runs it, a script run with the image's Node inside a pod, and a port-forward
  * that lives as long as the test needs it.
  */
-import { spawn } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
+import { promisify } from 'node:util';
 import { inject } from 'vitest';
 import { stringify } from 'yaml';
 import { kubectl, kubectlOk } from '../../testbed/harness/kubectl.ts';
-import { kubectlBinary } from '../../testbed/harness/prerequisites.ts';
+import { goBinary, kubectlBinary } from '../../testbed/harness/prerequisites.ts';
 import { waitUntil } from '../../testbed/harness/process.ts';
 
 export const cluster = (): ReturnType<typeof inject<'cluster'>> => inject('cluster');
@@ -77,4 +78,40 @@ export async function portForward(namespace: string, target: string, port: numbe
       await exited;
     },
   };
+}
+
+const run = promisify(execFile);
+
+/** Container processes (containerd tasks, sandboxes included) running for pods of a namespace, optionally of pods named `podPrefix`…. */
+export async function runningContainersOf(namespace: string, podPrefix = ''): Promise<string[]> {
+  const ctr = (args: string[]) =>
+    run(goBinary('containerd', 'ctr'), ['--address', cluster().containerdSocket, '--namespace', 'k8s.io', ...args]);
+  const { stdout: containers } = await ctr([
+    'containers',
+    'list',
+    `labels."io.kubernetes.pod.namespace"==${namespace}`,
+  ]);
+  const { stdout: tasks } = await ctr(['tasks', 'list']);
+  const running = new Set(
+    tasks
+      .split('\n')
+      .slice(1)
+      .filter((line) => /\sRUNNING\s*$/.test(line))
+      .map((line) => line.split(/\s+/)[0]),
+  );
+  const ids: string[] = [];
+  for (const id of containers
+    .split('\n')
+    .slice(1)
+    .map((line) => line.split(/\s+/)[0] ?? '')
+    .filter(Boolean)) {
+    if (!running.has(id)) continue;
+    if (podPrefix) {
+      const { stdout: info } = await ctr(['containers', 'info', id]);
+      const labels = (JSON.parse(info) as { Labels?: Record<string, string> }).Labels ?? {};
+      if (!(labels['io.kubernetes.pod.name'] ?? '').startsWith(podPrefix)) continue;
+    }
+    ids.push(id);
+  }
+  return ids;
 }

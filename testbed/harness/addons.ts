@@ -4,17 +4,11 @@
  * trimmed to this test bed), and Dapr's control plane installed with Dapr's own
  * Helm chart from the pinned dapr module, as a user installs it.
  */
-import { mkdirSync, writeFileSync } from 'node:fs';
-import { dirname, join, relative } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import { stringify } from 'yaml';
 import { CLUSTER_DNS_IP } from './controlplane.ts';
 import { helmOk, kubectlOk } from './kubectl.ts';
-import type { TestbedImages } from './images.ts';
 import { goModuleDir, versions } from './prerequisites.ts';
-
-const repoRoot = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
-export const BACKENDS_NAMESPACE = 'taskapi-backends';
 
 export const DAPR_NAMESPACE = 'dapr-system';
 export const DAPR_RELEASE = 'dapr';
@@ -178,37 +172,4 @@ export async function installDapr(
     '--wait',
     '--timeout=5m',
   ]);
-}
-
-/**
- * The dev Redis and PostgreSQL of config/backends, installed as users install
- * them (`kubectl apply -k`), through an overlay that only swaps the public
- * images for the ones built here from Debian's packages.
- */
-export async function installBackends(kubeconfig: string, dir: string, images: TestbedImages): Promise<void> {
-  const overlay = join(dir, 'backends-overlay');
-  mkdirSync(overlay, { recursive: true });
-  const image = (name: string, built: { name: string }) => {
-    const colon = built.name.lastIndexOf(':');
-    return { name, newName: built.name.slice(0, colon), newTag: built.name.slice(colon + 1) };
-  };
-  writeFileSync(
-    join(overlay, 'kustomization.yaml'),
-    stringify({
-      // kustomize takes a base outside the overlay only by a relative path.
-      resources: [relative(overlay, join(repoRoot, 'config', 'backends'))],
-      images: [image('redis', images.redis), image('postgres', images.postgres)],
-    }),
-  );
-  await kubectlOk(kubeconfig, ['apply', '-k', overlay]);
-  for (const deployment of ['redis', 'postgresql']) {
-    await kubectlOk(kubeconfig, [
-      'rollout',
-      'status',
-      `deployment/${deployment}`,
-      '-n',
-      BACKENDS_NAMESPACE,
-      '--timeout=120s',
-    ]);
-  }
 }

@@ -24,6 +24,7 @@ import { join } from 'node:path';
 import { DAPR_NAMESPACE, installCoreDns, installDapr } from './addons.ts';
 import { startControlPlane, type ControlPlane } from './controlplane.ts';
 import { ensureImages, type TestbedImages } from './images.ts';
+import { projectImageNames } from './install.ts';
 import { startNodeNamespace, type NodeNetwork } from './node-namespace.ts';
 import { removeStaleCgroups, startRealNode, type RealNode } from './node.ts';
 import { makeKubeletPki } from './pki.ts';
@@ -137,7 +138,15 @@ export async function startRealCluster(options: RealClusterOptions = {}): Promis
         credentials,
         images: images.then((built) => ({
           pause: built.pause,
-          others: [built.coredns, built.dapr, built.nodeBase, built.app, built.redis, built.postgres],
+          others: [
+            built.coredns,
+            built.dapr,
+            built.nodeBase,
+            // Also under the names the install surfaces use, as `kind load` would.
+            { ...built.app, aliases: [...(built.app.aliases ?? []), ...projectImageNames()] },
+            built.redis,
+            built.postgres,
+          ],
         })),
         controlPlane: controlPlaneReady,
       }),

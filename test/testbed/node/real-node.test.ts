@@ -4,12 +4,20 @@
  * injected by its own control plane. Every image here was built locally.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { installBackends, DAPR_NAMESPACE, DAPR_RELEASE } from '../../../testbed/harness/addons.ts';
-import { goBinary } from '../../../testbed/harness/prerequisites.ts';
+import { DAPR_NAMESPACE, DAPR_RELEASE } from '../../../testbed/harness/addons.ts';
+import { installBackends } from '../../../testbed/harness/install.ts';
 import { waitUntil } from '../../../testbed/harness/process.ts';
-import { apply, cluster, createNamespace, k, kTry, nodeIn, podNames, portForward } from '../../support/cluster.ts';
-import { execFile } from 'node:child_process';
-import { promisify } from 'node:util';
+import {
+  apply,
+  cluster,
+  createNamespace,
+  k,
+  kTry,
+  nodeIn,
+  podNames,
+  portForward,
+  runningContainersOf,
+} from '../../support/cluster.ts';
 
 const { nodeName, images } = cluster();
 
@@ -41,29 +49,6 @@ const nodeContainer = (name: string, script: string): object => ({
 });
 
 const podOnNode = (spec: object): object => ({ terminationGracePeriodSeconds: 2, ...spec });
-
-const run = promisify(execFile);
-
-/** Container processes (containerd tasks) running for pods of a namespace. */
-async function runningContainersOf(namespace: string): Promise<string[]> {
-  const ctr = (args: string[]) =>
-    run(goBinary('containerd', 'ctr'), ['--address', cluster().containerdSocket, '--namespace', 'k8s.io', ...args]);
-  const { stdout: containers } = await ctr([
-    'containers',
-    'list',
-    '--quiet',
-    `labels."io.kubernetes.pod.namespace"==${namespace}`,
-  ]);
-  const { stdout: tasks } = await ctr(['tasks', 'list']);
-  const running = new Set(
-    tasks
-      .split('\n')
-      .slice(1)
-      .filter((line) => /\sRUNNING\s*$/.test(line))
-      .map((line) => line.split(/\s+/)[0]),
-  );
-  return containers.split('\n').filter((id) => running.has(id));
-}
 
 describe('the real node', () => {
   it("is a Ready, schedulable Node on containerd 2.x whose Lease kubelet renews, beside kwok's tainted one", async () => {

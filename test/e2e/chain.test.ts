@@ -1,0 +1,408 @@
+/**
+ * The whole chain, as a platform engineer runs it: the operator in the cluster
+ * from its image (`kubectl apply -k config/default`, its own service account),
+ * the dev backends (`config/backends`), the sample (`config/samples`), and real
+ * task pods whose Dapr sidecars the injector added. The seeds' success
+ * criteria, each shown on it.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { parse } from 'yaml';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import {
+  installBackends,
+  installOperatorWithKustomize,
+  installSample,
+  OPERATOR_NAMESPACE,
+  repoRoot,
+  uninstallOperatorWithKustomize,
+} from '../../testbed/harness/install.ts';
+import { waitUntil } from '../../testbed/harness/process.ts';
+import {
+  apply,
+  cluster,
+  createNamespace,
+  k,
+  kTry,
+  nodeIn,
+  podNames,
+  portForward,
+  runningContainersOf,
+  type PortForward,
+} from '../support/cluster.ts';
+
+const namespace = 'e2e-chain';
+const taskPods = 'app.kubernetes.io/instance=tasks,app.kubernetes.io/component=task-service';
+
+interface TaskBody {
+  id: string;
+  title: string;
+  status: string;
+}
+
+let tasks: PortForward;
+let notifications: PortForward;
+const forwards: PortForward[] = [];
+
+beforeAll(async () => {
+  const { kubeconfig, dir, images } = cluster();
+  await installBackends(kubeconfig, dir, images);
+  await installOperatorWithKustomize(kubeconfig);
+  await createNamespace(namespace);
+  await installSample(kubeconfig, namespace);
+  await k(['wait', '--for=condition=Ready', 'taskapi/tasks', '-n', namespace, '--timeout=180s']);
+  tasks = await portForward(namespace, 'service/tasks', 80);
+  forwards.push(tasks);
+  notifications = await portForward(namespace, 'service/tasks-notifications', 80);
+  forwards.push(notifications);
+});
+
+afterAll(async () => {
+  for (const forward of forwards) await forward.stop();
+  await kTry(['delete', 'namespace', namespace, '--wait=true', '--timeout=120s']);
+  await uninstallOperatorWithKustomize(cluster().kubeconfig);
+});
+
+const json = { 'content-type': 'application/json' };
+
+describe('the sample TaskApi on the real chain', () => {
+  it('SC-1: runs task pods 2/2 READY whose daprd the injector added (not the Deployment) and logs "dapr initialized"', async () => {
+    const template = await k([
+      'get',
+      'deployment',
+      'tasks',
+      '-n',
+      namespace,
+      '-o',
+      'jsonpath={.spec.template.spec.containers[*].name}',
+    ]);
+    expect(template).toBe('task-service');
+    const pods = await podNames(namespace, taskPods);
+    expect(pods).toHaveLength(2);
+    for (const pod of pods) {
+      const state = await k([
+        'get',
+        'pod',
+        pod,
+        '-n',
+        namespace,
+        '-o',
+        'jsonpath={.status.phase} {.spec.containers[*].name} {.status.containerStatuses[*].ready}',
+      ]);
+      expect(state).toBe('Running task-service daprd true true');
+      expect(await k(['logs', '-n', namespace, pod, '-c', 'daprd'])).toContain('dapr initialized');
+    }
+    const rows = await k(['get', 'taskapis', '-n', namespace, '--no-headers']);
+    expect(rows).toMatch(/^tasks\s+redis\s+True\s+2\/2\s/);
+  });
+
+  it('SC-2: creates, reads, completes (?status=completed), refuses a stale update with 409, deletes, then 404, through the Service', async () => {
+    const created = await fetch(`${tasks.url}/tasks`, {
+      method: 'POST',
+      headers: json,
+      body: JSON.stringify({ title: 'Write the report', priority: 3 }),
+    });
+    expect(created.status).toBe(201);
+    const task = (await created.json()) as TaskBody;
+    expect(task).toMatchObject({ title: 'Write the report', status: 'pending' });
+
+    const read = await fetch(`${tasks.url}/tasks/${task.id}`);
+    expect(read.status).toBe(200);
+    const etag = read.headers.get('etag');
+    expect(etag).toBeTruthy();
+
+    const completed = await fetch(`${tasks.url}/tasks/${task.id}/status?status=completed`, { method: 'PUT' });
+    expect(completed.status).toBe(200);
+    expect(((await completed.json()) as TaskBody).status).toBe('completed');
+
+    const stale = await fetch(`${tasks.url}/tasks/${task.id}/status`, {
+      method: 'PUT',
+      headers: { ...json, 'if-match': etag ?? '' },
+      body: JSON.stringify({ status: 'in_progress' }),
+    });
+    expect(stale.status).toBe(409);
+    expect(((await (await fetch(`${tasks.url}/tasks/${task.id}`)).json()) as TaskBody).status).toBe('completed');
+
+    const deleted = await fetch(`${tasks.url}/tasks/${task.id}`, { method: 'DELETE' });
+    expect(deleted.status).toBe(204);
+    expect((await fetch(`${tasks.url}/tasks/${task.id}`)).status).toBe(404);
+  });
+
+  it('SC-3 and SC-4: task.created and task.completed reach the subscription route; the notification service hears of the completed task through service invocation, with no URL of it anywhere', async () => {
+    const created = (await (
+      await fetch(`${tasks.url}/tasks`, { method: 'POST', headers: json, body: JSON.stringify({ title: 'Ship it' }) })
+    ).json()) as TaskBody;
+    await fetch(`${tasks.url}/tasks/${created.id}/status`, {
+      method: 'PUT',
+      headers: json,
+      body: JSON.stringify({ status: 'completed' }),
+    });
+
+    // SC-4: the notification service's API and its log.
+    await waitUntil(
+      async () => {
+        const received = (await (await fetch(`${notifications.url}/notifications`)).json()) as {
+          items: { task: TaskBody }[];
+        };
+        return received.items.some((item) => item.task.id === created.id && item.task.status === 'completed');
+      },
+      { what: 'the notification service to hear of the completed task', timeoutMs: 30_000 },
+    );
+    const notificationLogs = await k([
+      'logs',
+      '-n',
+      namespace,
+      'deployment/tasks-notifications',
+      '-c',
+      'notification-service',
+    ]);
+    expect(
+      logLines(notificationLogs).some((line) => line.msg === 'notification recorded' && line.taskId === created.id),
+    ).toBe(true);
+
+    // SC-3: both events handled by the subscription route, in the logs and the counters of the task pods.
+    await waitUntil(
+      async () => {
+        const handled = await handledEvents(created.id);
+        return handled.has('task.created') && handled.has('task.completed');
+      },
+      { what: 'the task service to log both events of the task', timeoutMs: 30_000 },
+    );
+    const counters = await summedCounters();
+    expect(counters.get('taskapi_task_events_total{type="task.created",answer="SUCCESS"}')).toBeGreaterThanOrEqual(2);
+    expect(counters.get('taskapi_task_events_total{type="task.completed",answer="SUCCESS"}')).toBeGreaterThanOrEqual(2);
+    expect(counters.get('taskapi_notifications_sent_total')).toBeGreaterThanOrEqual(2);
+
+    // The task service knows its notification service by Dapr app-id only.
+    const env = JSON.parse(
+      await k([
+        'get',
+        'deployment',
+        'tasks',
+        '-n',
+        namespace,
+        '-o',
+        'jsonpath={.spec.template.spec.containers[0].env}',
+      ]),
+    ) as { name: string; value?: string }[];
+    expect(env.find((entry) => entry.name === 'NOTIFICATION_APP_ID')?.value).toBe('tasks-notifications');
+    for (const entry of env) expect(entry.value ?? '').not.toMatch(/https?:|\.svc|tasks-notifications\./);
+  });
+
+  it('SC-5: the image holds no Redis, PostgreSQL, Kafka or HTTP client library of its own; its code imports none', async () => {
+    const [pod = ''] = await podNames(namespace, taskPods);
+    const inventory = JSON.parse(await nodeIn(namespace, pod, IMAGE_INVENTORY, 'task-service')) as {
+      packages: Record<string, string[]>;
+      imports: string[];
+    };
+    const storeOrBrokerClients =
+      /^(redis|ioredis|@redis\/.*|pg|pg-native|postgres|pg-promise|kafkajs|node-rdkafka|@confluentinc\/.*|amqplib|mongodb|mysql2?)$/;
+    const httpClients = /^(axios|got|node-fetch|undici|superagent|request|needle|ky|cross-fetch|isomorphic-fetch)$/;
+    expect(Object.keys(inventory.packages).filter((name) => storeOrBrokerClients.test(name))).toEqual([]);
+    // The only HTTP client in the image is the one inside the Dapr SDK (its HTTP protocol client).
+    for (const [name, dependents] of Object.entries(inventory.packages)) {
+      if (httpClients.test(name)) expect(dependents, name).toEqual(['@dapr/dapr']);
+    }
+    const bare = inventory.imports.filter((specifier) => !specifier.startsWith('.') && !specifier.startsWith('node:'));
+    expect(bare.filter((specifier) => storeOrBrokerClients.test(specifier) || httpClients.test(specifier))).toEqual([]);
+    expect(bare).toContain('@dapr/dapr');
+  });
+
+  it("shows the chain in kubectl describe: the TaskApi's Events and conditions, and no warning", async () => {
+    const described = await k(['describe', 'taskapi', 'tasks', '-n', namespace]);
+    expect(described).toMatch(
+      /Events:[\s\S]*Normal\s+Created\s+\S+\s+taskapi-operator\s+rendering the task service on redis/,
+    );
+    expect(described).toMatch(/Status:\s+True\s+Type:\s+Ready/);
+    // A new TaskApi's chain raised no warning on the way (as a RoleBinding applied beside its Role did).
+    const warnings = await k([
+      'get',
+      'events',
+      '-n',
+      namespace,
+      '--field-selector',
+      'involvedObject.kind=TaskApi,type=Warning',
+      '-o',
+      'jsonpath={range .items[*]}{.reason}: {.message}{"\\n"}{end}',
+    ]);
+    expect(warnings).toBe('');
+  });
+});
+
+describe('several TaskApis, deletion and operator restarts on the real chain', () => {
+  it('runs two TaskApis in one namespace that both serve and share no task', async () => {
+    await apply([secondTaskApi()]);
+    await k(['wait', '--for=condition=Ready', 'taskapi/tasks-b', '-n', namespace, '--timeout=180s']);
+    const other = await portForward(namespace, 'service/tasks-b', 80);
+    try {
+      const inA = (await (await post(tasks.url, 'only in A')).json()) as TaskBody;
+      const inB = (await (await post(other.url, 'only in B')).json()) as TaskBody;
+      const idsOf = async (url: string) =>
+        ((await (await fetch(`${url}/tasks?limit=100`)).json()) as { items: TaskBody[] }).items.map((task) => task.id);
+      expect(await idsOf(tasks.url)).toContain(inA.id);
+      expect(await idsOf(tasks.url)).not.toContain(inB.id);
+      expect(await idsOf(other.url)).toEqual([inB.id]);
+      expect((await fetch(`${other.url}/tasks/${inA.id}`)).status).toBe(404);
+    } finally {
+      await other.stop();
+    }
+  });
+
+  it("removes a deleted TaskApi's pods and stops their containers", async () => {
+    const selector = 'app.kubernetes.io/instance=tasks-b';
+    expect((await podNames(namespace, selector)).length).toBeGreaterThan(0);
+    expect((await runningContainersOf(namespace, 'tasks-b-')).length).toBeGreaterThan(0);
+    await k(['delete', 'taskapi', 'tasks-b', '-n', namespace, '--wait=true']);
+    await waitUntil(async () => (await podNames(namespace, selector)).length === 0, {
+      what: 'the pods of tasks-b to be deleted',
+      timeoutMs: 60_000,
+    });
+    await waitUntil(async () => (await runningContainersOf(namespace, 'tasks-b-')).length === 0, {
+      what: 'the containers of tasks-b to stop',
+      timeoutMs: 30_000,
+    });
+    const left = await k([
+      'get',
+      'deployments,services,components.dapr.io',
+      '-n',
+      namespace,
+      '-l',
+      selector,
+      '-o',
+      'name',
+    ]);
+    expect(left.trim()).toBe('');
+  });
+
+  it("changes nothing that runs when the operator's pods are restarted", async () => {
+    const before = await runningState();
+    await k([
+      'delete',
+      'pods',
+      '-n',
+      OPERATOR_NAMESPACE,
+      '-l',
+      'app.kubernetes.io/name=taskapi-operator',
+      '--wait=true',
+    ]);
+    await k(['rollout', 'status', 'deployment/taskapi-operator', '-n', OPERATOR_NAMESPACE, '--timeout=120s']);
+    // A new leader lists everything and reconciles it; give it a resync's worth of passes.
+    await waitUntil(
+      async () =>
+        (await k(['get', 'lease', '-n', OPERATOR_NAMESPACE, '-o', 'jsonpath={.items[*].spec.holderIdentity}'])).length >
+          0 && (await operatorLogs()).includes('"msg":"controller started"'),
+      { what: 'a new operator pod to lead', timeoutMs: 60_000 },
+    );
+    await new Promise((resolve) => setTimeout(resolve, 5_000));
+    expect(await runningState()).toEqual(before);
+    expect((await fetch(`${tasks.url}/tasks?limit=1`)).status).toBe(200);
+  });
+});
+
+/** Pods, Deployment generations and the TaskApi's status: what must not move when the operator restarts. */
+async function runningState(): Promise<string> {
+  return k([
+    'get',
+    'pods,deployments,taskapis,components.dapr.io',
+    '-n',
+    namespace,
+    '-o',
+    'jsonpath={range .items[*]}{.kind}/{.metadata.name} {.metadata.uid} {.metadata.generation} {.status.observedGeneration}{"\\n"}{end}',
+  ]);
+}
+
+async function operatorLogs(): Promise<string> {
+  return k(['logs', '-n', OPERATOR_NAMESPACE, '-l', 'app.kubernetes.io/name=taskapi-operator', '--tail=-1']);
+}
+
+const post = (url: string, title: string): Promise<Response> =>
+  fetch(`${url}/tasks`, { method: 'POST', headers: json, body: JSON.stringify({ title }) });
+
+function logLines(text: string): Record<string, unknown>[] {
+  return text
+    .split('\n')
+    .filter((line) => line.startsWith('{'))
+    .map((line) => JSON.parse(line) as Record<string, unknown>);
+}
+
+/** Event types the task pods logged as handled for a task. */
+async function handledEvents(taskId: string): Promise<Set<unknown>> {
+  const logs = await k(['logs', '-n', namespace, '-l', taskPods, '-c', 'task-service', '--tail=-1']);
+  return new Set(
+    logLines(logs)
+      .filter((line) => line.msg === 'task event handled' && line.taskId === taskId)
+      .map((line) => line.type),
+  );
+}
+
+/** The task pods' counters, summed over the pods (events go to either). */
+async function summedCounters(): Promise<Map<string, number>> {
+  const sums = new Map<string, number>();
+  for (const pod of await podNames(namespace, taskPods)) {
+    const text = await nodeIn(
+      namespace,
+      pod,
+      `fetch('http://127.0.0.1:' + process.env.APP_PORT + '/metrics').then((res) => res.text()).then(console.log)`,
+      'task-service',
+    );
+    for (const line of text.split('\n')) {
+      if (!line || line.startsWith('#')) continue;
+      const space = line.lastIndexOf(' ');
+      const name = line.slice(0, space);
+      sums.set(name, (sums.get(name) ?? 0) + Number(line.slice(space + 1)));
+    }
+  }
+  return sums;
+}
+
+/** The sample TaskApi under another name, without the notification service. */
+function secondTaskApi(): object {
+  const sample = parse(readFileSync(join(repoRoot, 'config', 'samples', 'taskapi.yaml'), 'utf8')) as {
+    spec: Record<string, unknown>;
+  };
+  const spec: Record<string, unknown> = { ...sample.spec, replicas: 1 };
+  delete spec['notifications'];
+  return { apiVersion: 'taskapi.dev/v1alpha1', kind: 'TaskApi', metadata: { name: 'tasks-b', namespace }, spec };
+}
+
+/**
+ * Run inside a task pod with the image's own Node: every package in
+ * /app/node_modules with the packages that depend on it, and every module
+ * specifier the compiled code in /app/dist imports.
+ */
+const IMAGE_INVENTORY = `
+const fs = require('node:fs');
+const path = require('node:path');
+const packages = {};
+const dependents = {};
+function walk(dir) {
+  for (const entry of fs.readdirSync(dir)) {
+    if (entry.startsWith('.')) continue;
+    const full = path.join(dir, entry);
+    if (entry.startsWith('@')) { walk(full); continue; }
+    const manifest = path.join(full, 'package.json');
+    if (!fs.existsSync(manifest)) continue;
+    const pkg = JSON.parse(fs.readFileSync(manifest, 'utf8'));
+    packages[pkg.name] = packages[pkg.name] || [];
+    for (const dep of Object.keys({ ...pkg.dependencies, ...pkg.optionalDependencies })) {
+      (dependents[dep] = dependents[dep] || new Set()).add(pkg.name);
+    }
+    if (fs.existsSync(path.join(full, 'node_modules'))) walk(path.join(full, 'node_modules'));
+  }
+}
+walk('/app/node_modules');
+for (const name of Object.keys(packages)) packages[name] = [...(dependents[name] || [])].sort();
+const imports = new Set();
+function scan(dir) {
+  for (const entry of fs.readdirSync(dir, { withFileTypes: true })) {
+    const full = path.join(dir, entry.name);
+    if (entry.isDirectory()) scan(full);
+    else if (entry.name.endsWith('.js')) {
+      const code = fs.readFileSync(full, 'utf8');
+      for (const match of code.matchAll(/(?:from\\s*|import\\s*\\(\\s*|require\\(\\s*)['"]([^'"]+)['"]/g)) imports.add(match[1]);
+    }
+  }
+}
+scan('/app/dist');
+console.log(JSON.stringify({ packages, imports: [...imports].sort() }));
+`;
