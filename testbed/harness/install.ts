@@ -57,7 +57,13 @@ export function projectImageNames(): string[] {
 /** `kubectl apply -k config/default`, then waits for the operator's rollout. */
 export async function installOperatorWithKustomize(kubeconfig: string): Promise<void> {
   // --force-conflicts: a CRD Helm installed earlier is taken over, as `kubectl apply` users do.
-  await kubectlOk(kubeconfig, ['apply', '--server-side', '--force-conflicts', '-k', join(repoRoot, 'config', 'default')]);
+  await kubectlOk(kubeconfig, [
+    'apply',
+    '--server-side',
+    '--force-conflicts',
+    '-k',
+    join(repoRoot, 'config', 'default'),
+  ]);
   await waitForOperator(kubeconfig);
 }
 
