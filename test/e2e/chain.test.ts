@@ -20,7 +20,7 @@ import {
 import { waitUntil } from '../../testbed/harness/process.ts';
 import {
   apply,
-  cluster,
+  chain,
   createNamespace,
   k,
   kTry,
@@ -45,8 +45,8 @@ let notifications: PortForward;
 const forwards: PortForward[] = [];
 
 beforeAll(async () => {
-  const { kubeconfig, dir, images } = cluster();
-  await installBackends(kubeconfig, dir, images);
+  const { kubeconfig, dir, backendImages } = chain();
+  await installBackends(kubeconfig, dir, backendImages);
   await installOperatorWithKustomize(kubeconfig);
   await createNamespace(namespace);
   await installSample(kubeconfig, namespace);
@@ -60,7 +60,7 @@ beforeAll(async () => {
 afterAll(async () => {
   for (const forward of forwards) await forward.stop();
   await kTry(['delete', 'namespace', namespace, '--wait=true', '--timeout=120s']);
-  await uninstallOperatorWithKustomize(cluster().kubeconfig);
+  await uninstallOperatorWithKustomize(chain().kubeconfig);
 });
 
 const json = { 'content-type': 'application/json' };

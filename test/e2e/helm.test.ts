@@ -12,20 +12,20 @@ import {
   OPERATOR_NAMESPACE,
   OPERATOR_RELEASE,
 } from '../../testbed/harness/install.ts';
-import { cluster, createNamespace, k, kTry, podNames, portForward } from '../support/cluster.ts';
+import { chain, createNamespace, k, kTry, podNames, portForward } from '../support/cluster.ts';
 
 const namespace = 'e2e-helm';
 
 beforeAll(async () => {
-  const { kubeconfig, dir, images, helmHome } = cluster();
-  await installBackends(kubeconfig, dir, images);
+  const { kubeconfig, dir, backendImages, helmHome } = chain();
+  await installBackends(kubeconfig, dir, backendImages);
   await installOperatorWithHelm(kubeconfig, helmHome);
   await createNamespace(namespace);
   await installSample(kubeconfig, namespace);
 });
 
 afterAll(async () => {
-  const { kubeconfig, helmHome } = cluster();
+  const { kubeconfig, helmHome } = chain();
   await kTry(['delete', 'namespace', namespace, '--wait=true', '--timeout=120s']);
   await helm(kubeconfig, helmHome, ['uninstall', OPERATOR_RELEASE, '--namespace', OPERATOR_NAMESPACE, '--wait']);
 });

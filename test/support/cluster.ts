@@ -3,18 +3,26 @@
  * runs it, a script run with the image's Node inside a pod, and a port-forward
  * that lives as long as the test needs it.
  */
-import { execFile, spawn } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { inject } from 'vitest';
 import { stringify } from 'yaml';
-import { kubectl, kubectlOk } from '../../testbed/harness/kubectl.ts';
-import { goBinary, kubectlBinary } from '../../testbed/harness/prerequisites.ts';
-import { waitUntil } from '../../testbed/harness/process.ts';
+import {
+  kubectl,
+  kubectlOk,
+  portForward as startPortForward,
+  type PortForward,
+} from '../../testbed/harness/kubectl.ts';
 
+export type { PortForward };
+
+/** The real node's test bed (test/testbed/node). */
 export const cluster = (): ReturnType<typeof inject<'cluster'>> => inject('cluster');
+/** Any cluster the whole chain runs on (test/e2e): the real node here, kind elsewhere. */
+export const chain = (): ReturnType<typeof inject<'chain'>> => inject('chain');
 
-export const k = (args: string[], input?: string): Promise<string> => kubectlOk(cluster().kubeconfig, args, input);
-export const kTry = (args: string[], input?: string) => kubectl(cluster().kubeconfig, args, input);
+export const k = (args: string[], input?: string): Promise<string> => kubectlOk(chain().kubeconfig, args, input);
+export const kTry = (args: string[], input?: string) => kubectl(chain().kubeconfig, args, input);
 
 export async function apply(manifests: object[]): Promise<void> {
   await k(['apply', '-f', '-'], manifests.map((manifest) => stringify(manifest)).join('---\n'));
@@ -45,47 +53,16 @@ export async function podNames(namespace: string, selector: string): Promise<str
   return out.split('\n').filter(Boolean);
 }
 
-export interface PortForward {
-  url: string;
-  stop(): Promise<void>;
-}
-
 /** `kubectl port-forward <target> :<port>` on the host; resolves once it listens. */
-export async function portForward(namespace: string, target: string, port: number): Promise<PortForward> {
-  const child = spawn(
-    kubectlBinary(),
-    ['--kubeconfig', cluster().kubeconfig, 'port-forward', '-n', namespace, '--address=127.0.0.1', target, `:${port}`],
-    { stdio: ['ignore', 'pipe', 'pipe'] },
-  );
-  let output = '';
-  child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()));
-  child.stderr.on('data', (chunk: Buffer) => (output += chunk.toString()));
-  let localPort = 0;
-  await waitUntil(
-    () => {
-      localPort = Number(/Forwarding from 127\.0\.0\.1:(\d+)/.exec(output)?.[1] ?? 0);
-      return Promise.resolve(localPort > 0 || child.exitCode !== null);
-    },
-    { what: `kubectl port-forward ${target}`, timeoutMs: 30_000 },
-  );
-  if (child.exitCode !== null) throw new Error(`kubectl port-forward ${target} exited: ${output}`);
-  return {
-    url: `http://127.0.0.1:${localPort}`,
-    stop: async () => {
-      if (child.exitCode !== null) return;
-      const exited = new Promise((resolve) => child.once('exit', resolve));
-      child.kill('SIGTERM');
-      await exited;
-    },
-  };
-}
+export const portForward = (namespace: string, target: string, port: number): Promise<PortForward> =>
+  startPortForward(chain().kubeconfig, namespace, target, port);
 
 const run = promisify(execFile);
 
 /** Container processes (containerd tasks, sandboxes included) running for pods of a namespace, optionally of pods named `podPrefix`…. */
 export async function runningContainersOf(namespace: string, podPrefix = ''): Promise<string[]> {
-  const ctr = (args: string[]) =>
-    run(goBinary('containerd', 'ctr'), ['--address', cluster().containerdSocket, '--namespace', 'k8s.io', ...args]);
+  const [command = 'ctr', ...base] = chain().ctr;
+  const ctr = (args: string[]) => run(command, [...base, ...args]);
   const { stdout: containers } = await ctr([
     'containers',
     'list',

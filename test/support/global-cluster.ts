@@ -5,11 +5,18 @@
  * it fails at once, saying why: nothing is skipped.
  */
 import type { TestProject } from 'vitest/node';
-import { realClusterInfo, startRealCluster, type RealClusterInfo } from '../../testbed/harness/cluster.ts';
+import {
+  chainInfo,
+  realClusterInfo,
+  startRealCluster,
+  type ChainInfo,
+  type RealClusterInfo,
+} from '../../testbed/harness/cluster.ts';
 
 declare module 'vitest' {
   export interface ProvidedContext {
     cluster: RealClusterInfo;
+    chain: ChainInfo;
   }
 }
 
@@ -21,5 +28,6 @@ export default async function setup(project: TestProject): Promise<() => Promise
     .join(', ');
   console.log(`[cluster] up in ${((performance.now() - started) / 1000).toFixed(1)}s (${steps}) in ${cluster.dir}`);
   project.provide('cluster', realClusterInfo(cluster));
+  project.provide('chain', chainInfo(cluster));
   return () => cluster.stop();
 }

@@ -66,6 +66,32 @@ export interface RealClusterInfo {
   images: TestbedImages;
 }
 
+/**
+ * What the end-to-end tests need of a cluster, whichever runs it (this test
+ * bed's real node, or kind on a machine with Docker): kubectl's kubeconfig, a
+ * directory of their own, helm's home, how to run ctr against the node's
+ * containerd, and the images for the dev backends when they are not pulled.
+ */
+export interface ChainInfo {
+  kubeconfig: string;
+  dir: string;
+  helmHome: string;
+  /** The command line of ctr in the node's containerd namespace k8s.io, before its subcommand. */
+  ctr: string[];
+  /** Images for config/backends' Redis and PostgreSQL; undefined: the public ones are pulled. */
+  backendImages: { redis: string; postgres: string } | undefined;
+}
+
+export function chainInfo(cluster: RealCluster): ChainInfo {
+  return {
+    kubeconfig: cluster.kubeconfig,
+    dir: cluster.dir,
+    helmHome: cluster.helmHome,
+    ctr: [goBinary('containerd', 'ctr'), '--address', cluster.node.containerdSocket, '--namespace', 'k8s.io'],
+    backendImages: { redis: cluster.images.redis.name, postgres: cluster.images.postgres.name },
+  };
+}
+
 export class NeedsRootError extends Error {
   constructor() {
     super(

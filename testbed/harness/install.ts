@@ -12,7 +12,6 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parse, stringify } from 'yaml';
-import type { TestbedImages } from './images.ts';
 import { helmOk, kubectlOk } from './kubectl.ts';
 
 export const repoRoot = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -105,25 +104,34 @@ async function waitForOperator(kubeconfig: string): Promise<void> {
 
 /**
  * The dev Redis and PostgreSQL of config/backends, installed as users install
- * them (`kubectl apply -k`), through an overlay that only swaps the public
- * images for the ones built here from Debian's packages.
+ * them (`kubectl apply -k`). With `images` (no registry here), through an
+ * overlay that only swaps the public images for the ones built from Debian's
+ * packages.
  */
-export async function installBackends(kubeconfig: string, dir: string, images: TestbedImages): Promise<void> {
-  const overlay = join(dir, 'backends-overlay');
-  mkdirSync(overlay, { recursive: true });
-  const image = (name: string, built: { name: string }) => {
-    const colon = built.name.lastIndexOf(':');
-    return { name, newName: built.name.slice(0, colon), newTag: built.name.slice(colon + 1) };
-  };
-  writeFileSync(
-    join(overlay, 'kustomization.yaml'),
-    stringify({
-      // kustomize takes a base outside the overlay only by a relative path.
-      resources: [relative(overlay, join(repoRoot, 'config', 'backends'))],
-      images: [image('redis', images.redis), image('postgres', images.postgres)],
-    }),
-  );
-  await kubectlOk(kubeconfig, ['apply', '-k', overlay]);
+export async function installBackends(
+  kubeconfig: string,
+  dir: string,
+  images: { redis: string; postgres: string } | undefined,
+): Promise<void> {
+  const backends = join(repoRoot, 'config', 'backends');
+  let source = backends;
+  if (images) {
+    source = join(dir, 'backends-overlay');
+    mkdirSync(source, { recursive: true });
+    const image = (name: string, built: string) => {
+      const colon = built.lastIndexOf(':');
+      return { name, newName: built.slice(0, colon), newTag: built.slice(colon + 1) };
+    };
+    writeFileSync(
+      join(source, 'kustomization.yaml'),
+      stringify({
+        // kustomize takes a base outside the overlay only by a relative path.
+        resources: [relative(source, backends)],
+        images: [image('redis', images.redis), image('postgres', images.postgres)],
+      }),
+    );
+  }
+  await kubectlOk(kubeconfig, ['apply', '-k', source]);
   for (const deployment of ['redis', 'postgresql']) {
     await kubectlOk(kubeconfig, [
       'rollout',

@@ -1,5 +1,6 @@
-import { execFile } from 'node:child_process';
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { helmBinary, kubectlBinary } from './prerequisites.ts';
+import { waitUntil } from './process.ts';
 
 export interface CommandResult {
   stdout: string;
@@ -60,4 +61,86 @@ export const helm = (kubeconfig: string, home: string, args: string[]): Promise<
 
 export async function helmOk(kubeconfig: string, home: string, args: string[]): Promise<string> {
   return stdoutOf('helm', args, await helm(kubeconfig, home, args));
+}
+
+export interface PortForward {
+  url: string;
+  stop(): Promise<void>;
+}
+
+/**
+ * `kubectl port-forward <target> :<port>` on the host, on a free local port;
+ * resolves once it listens, and lives until stopped. kubectl forwards to one
+ * pod chosen at start and exits when that pod goes (a rollout); with
+ * `keepAlive` it is started again on the same local port, so the URL stays.
+ */
+export async function portForward(
+  kubeconfig: string,
+  namespace: string,
+  target: string,
+  port: number,
+  options: { keepAlive?: boolean } = {},
+): Promise<PortForward> {
+  let stopped = false;
+  const isStopped = (): boolean => stopped;
+  let child: ChildProcess | undefined;
+  const start = async (localPort: number): Promise<number> => {
+    const started = spawn(
+      kubectlBinary(),
+      [
+        '--kubeconfig',
+        kubeconfig,
+        'port-forward',
+        '-n',
+        namespace,
+        '--address=127.0.0.1',
+        target,
+        `${localPort || ''}:${port}`,
+      ],
+      { stdio: ['ignore', 'pipe', 'pipe'] },
+    );
+    child = started;
+    let output = '';
+    started.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()));
+    started.stderr.on('data', (chunk: Buffer) => (output += chunk.toString()));
+    let listening = 0;
+    await waitUntil(
+      () => {
+        listening = Number(/Forwarding from 127\.0\.0\.1:(\d+)/.exec(output)?.[1] ?? 0);
+        return Promise.resolve(listening > 0 || started.exitCode !== null);
+      },
+      { what: `kubectl port-forward ${target}`, timeoutMs: 30_000 },
+    );
+    if (started.exitCode !== null) throw new Error(`kubectl port-forward ${target} exited: ${output}`);
+    if (options.keepAlive) {
+      started.once('exit', () => {
+        const again = async (): Promise<void> => {
+          while (!isStopped()) {
+            await new Promise((resolve) => setTimeout(resolve, 500));
+            if (isStopped()) return;
+            try {
+              await start(listening);
+              return;
+            } catch {
+              // The target has no ready pod yet (a rollout); try again.
+            }
+          }
+        };
+        void again();
+      });
+    }
+    return listening;
+  };
+  const localPort = await start(0);
+  return {
+    url: `http://127.0.0.1:${localPort}`,
+    stop: async () => {
+      stopped = true;
+      const running = child;
+      if (!running || running.exitCode !== null) return;
+      const exited = new Promise((resolve) => running.once('exit', resolve));
+      running.kill('SIGTERM');
+      await exited;
+    },
+  };
 }

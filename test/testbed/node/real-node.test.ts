@@ -209,7 +209,10 @@ describe('a Deployment of the Node base image on the real node', () => {
 describe("Dapr's control plane on the real node", () => {
   const namespace = 'node-dapr';
   beforeAll(async () => {
-    await installBackends(cluster().kubeconfig, cluster().dir, images);
+    await installBackends(cluster().kubeconfig, cluster().dir, {
+      redis: images.redis.name,
+      postgres: images.postgres.name,
+    });
     await createNamespace(namespace);
   });
   afterAll(() => kTry(['delete', 'namespace', namespace, '--wait=false']));
