@@ -25,6 +25,7 @@ import {
   k,
   kTry,
   nodeIn,
+  podFields,
   podNames,
   portForward,
   runningContainersOf,
@@ -80,15 +81,11 @@ describe('the sample TaskApi on the real chain', () => {
     const pods = await podNames(namespace, taskPods);
     expect(pods).toHaveLength(2);
     for (const pod of pods) {
-      const state = await k([
-        'get',
-        'pod',
-        pod,
-        '-n',
+      const state = await podFields(
         namespace,
-        '-o',
-        'jsonpath={.status.phase} {.spec.containers[*].name} {.status.containerStatuses[*].ready}',
-      ]);
+        pod,
+        '{.status.phase} {.spec.containers[*].name} {.status.containerStatuses[*].ready}',
+      );
       expect(state).toBe('Running task-service daprd true true');
       expect(await k(['logs', '-n', namespace, pod, '-c', 'daprd'])).toContain('dapr initialized');
     }

@@ -28,6 +28,17 @@ export async function apply(manifests: object[]): Promise<void> {
   await k(['apply', '-f', '-'], manifests.map((manifest) => stringify(manifest)).join('---\n'));
 }
 
+/** A Deployment of `replicas` pods labelled `app: <name>`, with the given pod spec. */
+export function deployment(namespace: string, name: string, replicas: number, podSpec: object): object {
+  const labels = { app: name };
+  return {
+    apiVersion: 'apps/v1',
+    kind: 'Deployment',
+    metadata: { name, namespace },
+    spec: { replicas, selector: { matchLabels: labels }, template: { metadata: { labels }, spec: podSpec } },
+  };
+}
+
 export async function createNamespace(name: string): Promise<void> {
   await k(['create', 'namespace', name]);
 }
@@ -36,6 +47,10 @@ export async function createNamespace(name: string): Promise<void> {
 export async function nodeIn(namespace: string, pod: string, script: string, container?: string): Promise<string> {
   return k(['exec', '-n', namespace, pod, ...(container ? ['-c', container] : []), '--', 'node', '-e', script]);
 }
+
+/** Fields of one pod, by a kubectl JSONPath template. */
+export const podFields = (namespace: string, pod: string, jsonpath: string): Promise<string> =>
+  k(['get', 'pod', pod, '-n', namespace, '-o', `jsonpath=${jsonpath}`]);
 
 /** Names of the pods matching `selector`, oldest first. */
 export async function podNames(namespace: string, selector: string): Promise<string[]> {

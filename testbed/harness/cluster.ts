@@ -53,18 +53,11 @@ export interface RealCluster {
 }
 
 /** What tests need to reach the cluster; plain data, passed from the global setup to test workers. */
-export interface RealClusterInfo {
-  dir: string;
-  kubeconfig: string;
-  server: string;
-  nodeName: string;
-  network: NodeNetwork;
-  nodePid: number;
-  containerdSocket: string;
-  cgroupRoot: string;
-  helmHome: string;
-  images: TestbedImages;
-}
+export type RealClusterInfo = Pick<
+  RealCluster,
+  'dir' | 'kubeconfig' | 'server' | 'nodeName' | 'network' | 'nodePid' | 'helmHome' | 'images'
+> &
+  Pick<RealNode, 'containerdSocket' | 'cgroupRoot'>;
 
 /**
  * What the end-to-end tests need of a cluster, whichever runs it (this test
@@ -262,18 +255,9 @@ function daprImage(images: TestbedImages): { registry: string; tag: string } {
 }
 
 export function realClusterInfo(cluster: RealCluster): RealClusterInfo {
-  return {
-    dir: cluster.dir,
-    kubeconfig: cluster.kubeconfig,
-    server: cluster.server,
-    nodeName: cluster.nodeName,
-    network: cluster.network,
-    nodePid: cluster.nodePid,
-    containerdSocket: cluster.node.containerdSocket,
-    cgroupRoot: cluster.node.cgroupRoot,
-    helmHome: cluster.helmHome,
-    images: cluster.images,
-  };
+  const { dir, kubeconfig, server, nodeName, network, nodePid, helmHome, images, node } = cluster;
+  const { containerdSocket, cgroupRoot } = node;
+  return { dir, kubeconfig, server, nodeName, network, nodePid, helmHome, images, containerdSocket, cgroupRoot };
 }
 
 export { DAPR_NAMESPACE };

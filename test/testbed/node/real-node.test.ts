@@ -11,9 +11,11 @@ import {
   apply,
   cluster,
   createNamespace,
+  deployment,
   k,
   kTry,
   nodeIn,
+  podFields,
   podNames,
   portForward,
   runningContainersOf,
@@ -80,34 +82,26 @@ describe('a Deployment of the Node base image on the real node', () => {
   const namespace = 'node-web';
   beforeAll(async () => {
     await createNamespace(namespace);
-    const labels = { app: 'web' };
     await apply([
-      {
-        apiVersion: 'apps/v1',
-        kind: 'Deployment',
-        metadata: { name: 'web', namespace },
-        spec: {
-          replicas: 2,
-          selector: { matchLabels: labels },
-          template: {
-            metadata: { labels },
-            spec: podOnNode({
-              containers: [
-                {
-                  ...nodeContainer('web', webServer),
-                  ports: [{ containerPort: 8080 }],
-                  readinessProbe: { httpGet: { path: '/ready', port: 8080 }, periodSeconds: 1 },
-                },
-              ],
-            }),
-          },
-        },
-      },
+      deployment(
+        namespace,
+        'web',
+        2,
+        podOnNode({
+          containers: [
+            {
+              ...nodeContainer('web', webServer),
+              ports: [{ containerPort: 8080 }],
+              readinessProbe: { httpGet: { path: '/ready', port: 8080 }, periodSeconds: 1 },
+            },
+          ],
+        }),
+      ),
       {
         apiVersion: 'v1',
         kind: 'Service',
         metadata: { name: 'web', namespace },
-        spec: { selector: labels, ports: [{ port: 80, targetPort: 8080 }] },
+        spec: { selector: { app: 'web' }, ports: [{ port: 80, targetPort: 8080 }] },
       },
       {
         apiVersion: 'v1',
@@ -125,15 +119,11 @@ describe('a Deployment of the Node base image on the real node', () => {
     const pods = await podNames(namespace, 'app=web');
     expect(pods).toHaveLength(2);
     for (const pod of pods) {
-      const state = await k([
-        'get',
-        'pod',
-        pod,
-        '-n',
+      const state = await podFields(
         namespace,
-        '-o',
-        'jsonpath={.spec.nodeName} {.status.phase} {.status.conditions[?(@.type=="Ready")].status} {.status.podIP}',
-      ]);
+        pod,
+        '{.spec.nodeName} {.status.phase} {.status.conditions[?(@.type=="Ready")].status} {.status.podIP}',
+      );
       const [onNode, phase, ready, podIp] = state.split(' ');
       expect([onNode, phase, ready]).toEqual([nodeName, 'Running', 'True']);
       // An address of the node's pod range, from the CNI bridge.
@@ -177,15 +167,11 @@ describe('a Deployment of the Node base image on the real node', () => {
     await waitUntil(
       async () =>
         (
-          await k([
-            'get',
-            'pod',
-            pod,
-            '-n',
+          await podFields(
             namespace,
-            '-o',
-            'jsonpath={.status.containerStatuses[0].restartCount} {.status.containerStatuses[0].lastState.terminated.exitCode} {.status.conditions[?(@.type=="Ready")].status}',
-          ])
+            pod,
+            '{.status.containerStatuses[0].restartCount} {.status.containerStatuses[0].lastState.terminated.exitCode} {.status.conditions[?(@.type=="Ready")].status}',
+          )
         ).trim() === '1 3 True',
       { what: `${pod} to be restarted after its process exited with 3`, timeoutMs: 60_000 },
     );
@@ -305,43 +291,35 @@ describe("the image built from the project's Dockerfile", () => {
 
   it('starts the task service entry point in the cluster, which answers its health route', async () => {
     await createNamespace(namespace);
-    const labels = { app: 'task-service' };
     await apply([
-      {
-        apiVersion: 'apps/v1',
-        kind: 'Deployment',
-        metadata: { name: 'task-service', namespace },
-        spec: {
-          replicas: 1,
-          selector: { matchLabels: labels },
-          template: {
-            metadata: { labels },
-            spec: podOnNode({
-              containers: [
-                {
-                  name: 'service',
-                  image: images.app.name,
-                  imagePullPolicy: 'Never',
-                  args: ['dist/service/server.js'],
-                  env: [
-                    { name: 'APP_PORT', value: '3000' },
-                    { name: 'STATE_STORE_NAME', value: 'statestore' },
-                    { name: 'PUBSUB_NAME', value: 'pubsub' },
-                  ],
-                  readinessProbe: { httpGet: { path: '/healthz', port: 3000 }, periodSeconds: 1 },
-                  securityContext: {
-                    runAsNonRoot: true,
-                    allowPrivilegeEscalation: false,
-                    readOnlyRootFilesystem: true,
-                    capabilities: { drop: ['ALL'] },
-                    seccompProfile: { type: 'RuntimeDefault' },
-                  },
-                },
+      deployment(
+        namespace,
+        'task-service',
+        1,
+        podOnNode({
+          containers: [
+            {
+              name: 'service',
+              image: images.app.name,
+              imagePullPolicy: 'Never',
+              args: ['dist/service/server.js'],
+              env: [
+                { name: 'APP_PORT', value: '3000' },
+                { name: 'STATE_STORE_NAME', value: 'statestore' },
+                { name: 'PUBSUB_NAME', value: 'pubsub' },
               ],
-            }),
-          },
-        },
-      },
+              readinessProbe: { httpGet: { path: '/healthz', port: 3000 }, periodSeconds: 1 },
+              securityContext: {
+                runAsNonRoot: true,
+                allowPrivilegeEscalation: false,
+                readOnlyRootFilesystem: true,
+                capabilities: { drop: ['ALL'] },
+                seccompProfile: { type: 'RuntimeDefault' },
+              },
+            },
+          ],
+        }),
+      ),
     ]);
     await k(['rollout', 'status', 'deployment/task-service', '-n', namespace, '--timeout=120s']);
     const [pod = ''] = await podNames(namespace, 'app=task-service');
