@@ -139,12 +139,18 @@ describe('a Deployment of the Node base image on the real node', () => {
     const answers = await nodeIn(
       namespace,
       'client',
-      `(async () => {
+      // A new connection each time (no keep-alive): kube-proxy picks a pod per connection.
+      `const http = require('node:http');
+      const get = () => new Promise((resolve, reject) => {
+        http.get('http://web.${namespace}.svc.cluster.local/', { agent: false, timeout: 5000 }, (res) => {
+          let body = '';
+          res.on('data', (chunk) => (body += chunk));
+          res.on('end', () => resolve(body));
+        }).on('error', reject);
+      });
+      (async () => {
         const seen = new Set();
-        for (let i = 0; i < 40 && seen.size < 2; i++) {
-          const res = await fetch('http://web.${namespace}.svc.cluster.local/', { signal: AbortSignal.timeout(5000) });
-          seen.add(await res.text());
-        }
+        for (let i = 0; i < 60 && seen.size < 2; i++) seen.add(await get());
         console.log([...seen].sort().join(' '));
       })().catch((error) => { console.error(error); process.exit(1); });`,
     );
