@@ -105,6 +105,7 @@ export async function ensureImages(): Promise<TestbedImages> {
   }
   mkdirSync(imagesDir, { recursive: true });
   const unlock = await lockImagesDir();
+  const madeByBuilds = HOST_PATHS_BUILDS_MAKE.filter((path) => !existsSync(path));
   try {
     removeLeftovers();
     for (const recipe of Object.values(debianImages)) await ensureBuilt(recipe);
@@ -112,9 +113,17 @@ export async function ensureImages(): Promise<TestbedImages> {
     for (const recipe of Object.values(goImages)) await ensureBuilt(recipe);
     return imagesOf({ ...debianImages, ...goImages });
   } finally {
+    for (const path of madeByBuilds) rmSync(path, { recursive: true, force: true });
     unlock();
   }
 }
+
+/**
+ * What buildah and runc create on the host whatever their storage flags: runc's
+ * state root (RUN steps) and containers/image's blob-info cache. A build that
+ * made them removes them again.
+ */
+const HOST_PATHS_BUILDS_MAKE = ['/run/runc', '/var/lib/containers'];
 
 // ---------------------------------------------------------------------------
 // Recipes

@@ -78,7 +78,8 @@ export async function startNodeNamespace(logDir: string, pauseBinary: string): P
       '--',
       '/bin/sh',
       '-ec',
-      'for dir in /run /var/lib /var/log; do mount -t tmpfs -o mode=0755 tmpfs "$dir"; done; exec "$0"',
+      // -n: no entry in the host's /run/mount/utab (the tmpfs over /run is not there yet).
+      'for dir in /run /var/lib /var/log; do mount -n -t tmpfs -o mode=0755 tmpfs "$dir"; done; exec "$0"',
       pauseBinary,
     ],
     logDir,
