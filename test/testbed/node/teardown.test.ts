@@ -20,6 +20,21 @@ function hostState(): Record<string, string[]> {
     mounts: lines(readFileSync('/proc/self/mountinfo', 'utf8')).map((line) => line.split(' ').slice(3, 5).join(' ')),
     namedNetworkNamespaces: existsSync('/run/netns') ? readdirSync('/run/netns').sort() : [],
     cgroups: readdirSync('/sys/fs/cgroup/memory').filter((name) => name.startsWith('taskapi-testbed')),
+    // Where kubelet, containerd, runc, the CNI plugins and mount(8) write by default.
+    defaultPaths: [
+      '/run/containerd',
+      '/run/runc',
+      '/run/mount',
+      '/run/nri',
+      '/run/netns',
+      '/var/lib/kubelet',
+      '/var/lib/cni',
+      '/var/lib/containerd',
+      '/var/log/pods',
+      '/var/log/containers',
+      '/opt/containerd',
+      '/etc/cni',
+    ].filter((path) => existsSync(path)),
     sysctls: ['vm/overcommit_memory', 'vm/panic_on_oom', 'kernel/panic', 'kernel/panic_on_oops'].map(
       (key) => `${key}=${readFileSync(`/proc/sys/${key}`, 'utf8').trim()}`,
     ),
