@@ -270,7 +270,11 @@ describe("Dapr's control plane on the real node", () => {
       'jsonpath={.spec.containers[*].name} {.status.containerStatuses[*].ready}',
     ]);
     expect(containers).toBe('app daprd true true');
-    expect(await k(['logs', '-n', namespace, 'smoke', '-c', 'daprd'])).toContain('dapr initialized');
+    const daprd = await k(['logs', '-n', namespace, 'smoke', '-c', 'daprd']);
+    expect(daprd).toContain('dapr initialized');
+    // mTLS on: its workload certificate came from sentry, its Components from dapr-operator.
+    expect(daprd).toContain('Security is initialized successfully');
+    expect(daprd).toMatch(/Component loaded: statestore \(state\.redis\/v1\)/);
 
     const read = await nodeIn(
       namespace,
