@@ -23,20 +23,75 @@ export default tseslint.config(
   },
   {
     // The operator process fits 64 MiB + 20 KiB per TaskApi only without these
-    // (see src/controller/kube.ts, prometheus.ts, settings.ts); their types are fine.
-    files: ['src/controller/**/*.ts', 'src/api/resource.ts'],
+    // (see src/kube/client.ts, prometheus.ts, src/controller/settings.ts); their types are fine.
+    // Dependencies point one way (DESIGN.md): service -> api <- controller -> kube.
+    files: ['src/controller/**/*.ts', 'src/kube/**/*.ts', 'src/api/resource.ts'],
     rules: {
       '@typescript-eslint/no-restricted-imports': [
         'error',
-        ...['@kubernetes/client-node', 'zod', 'prom-client', 'yaml'].map((name) => ({
-          name,
-          allowTypeImports: true,
-          message: 'The operator process does not load this package (memory budget); import its types only.',
-        })),
         {
-          name: 'node:http',
-          allowTypeImports: true,
-          message: "An ESM import of node:http loads Node's bundled undici (14 MiB); use ./node-http.ts.",
+          paths: [
+            ...['@kubernetes/client-node', 'zod', 'prom-client', 'yaml'].map((name) => ({
+              name,
+              allowTypeImports: true,
+              message: 'The operator process does not load this package (memory budget); import its types only.',
+            })),
+            {
+              name: 'node:http',
+              allowTypeImports: true,
+              message: "An ESM import of node:http loads Node's bundled undici (14 MiB); use src/kube/node-http.ts.",
+            },
+          ],
+          patterns: [{ group: ['**/service/**'], message: 'The operator never imports the task service.' }],
+        },
+      ],
+    },
+  },
+  {
+    files: ['src/kube/**/*.ts'],
+    rules: {
+      'no-restricted-imports': [
+        'error',
+        {
+          patterns: [
+            {
+              group: ['**/api/**', '**/controller/**', '**/service/**'],
+              message:
+                'src/kube is plumbing that knows nothing of TaskApis: it imports no project code outside src/kube.',
+            },
+          ],
+        },
+      ],
+    },
+  },
+  {
+    files: ['src/service/**/*.ts'],
+    rules: {
+      'no-restricted-imports': [
+        'error',
+        {
+          patterns: [
+            {
+              group: ['**/controller/**', '**/kube/**'],
+              message: 'The task service shares only src/api with the operator (the contract: src/api/contract.ts).',
+            },
+          ],
+        },
+      ],
+    },
+  },
+  {
+    files: ['src/api/**/*.ts'],
+    rules: {
+      'no-restricted-imports': [
+        'error',
+        {
+          patterns: [
+            {
+              group: ['**/controller/**', '**/kube/**', '**/service/**'],
+              message: 'src/api depends on nothing else in src/.',
+            },
+          ],
         },
       ],
     },

@@ -24,12 +24,14 @@ import { join } from 'node:path';
 import type { TaskApi } from '../src/api/resource.ts';
 import { parseSpec } from '../src/api/taskapi.ts';
 import { desiredChildren } from '../src/controller/desired.ts';
-import { Informer } from '../src/controller/informers.ts';
-import { CHILD_KINDS, TASKAPI_KIND, type KindInfo } from '../src/controller/kinds.ts';
-import { KubeClient } from '../src/controller/kube.ts';
-import { loadConnection } from '../src/controller/kubeconfig.ts';
+import { Informer } from '../src/kube/informers.ts';
+import { CHILD_KINDS, TASKAPI_KIND } from '../src/controller/kinds.ts';
+import type { KindInfo } from '../src/kube/kinds.ts';
+import type { KubeClient } from '../src/kube/client.ts';
+import { loadConnection } from '../src/kube/kubeconfig.ts';
 import { DEFAULT_BUILD_SETTINGS } from '../src/controller/resources/deployment.ts';
-import type { RawObject } from '../src/controller/snapshot.ts';
+import type { RawObject } from '../src/kube/objects.ts';
+import { operatorClient } from '../src/controller/taskapi-client.ts';
 import { kubectlOk } from '../testbed/harness/kubectl.ts';
 import { compileSources, startOperator } from '../testbed/harness/operator.ts';
 import { waitUntil, type ManagedProcess } from '../testbed/harness/process.ts';
@@ -92,7 +94,7 @@ async function onFreshTestbed<T>(namespace: string, work: (bed: Bed) => Promise<
     await k(['wait', '--for=condition=Established', 'crd/taskapis.taskapi.dev', '--timeout=30s']);
     await k(['create', 'namespace', namespace]);
     await k(['create', 'secret', 'generic', 'taskapi-redis', '-n', namespace, '--from-literal=password=bench']);
-    const client = new KubeClient(await loadConnection({ KUBECONFIG: kubeconfig }));
+    const client = operatorClient(await loadConnection({ KUBECONFIG: kubeconfig }));
     const apiserver = processes.find((child) => child.name === 'kube-apiserver');
     return await work({
       testbed,

@@ -5,13 +5,15 @@
  */
 import type { Logger } from 'pino';
 import { EventRecorder } from './events.ts';
-import { Index, Informer, MANAGED_SELECTOR } from './informers.ts';
+import { Index, Informer } from '../kube/informers.ts';
 import { CHILD_KINDS, TASKAPI_KIND } from './kinds.ts';
-import type { KubeClient } from './kube.ts';
+import { MANAGED_SELECTOR } from './names.ts';
+import type { KubeClient } from '../kube/client.ts';
 import { CONTROLLER_NAME, type OperatorMetrics } from './metrics.ts';
-import { WorkQueue } from './queue.ts';
+import { WorkQueue } from '../kube/queue.ts';
 import { reconcile, TerminalError, type ReconcileContext } from './reconcile.ts';
 import type { BuildSettings } from './resources/deployment.ts';
+import { VerifiedPasses } from './verified.ts';
 import { childSnapshot, ownerKey, taskApiSnapshot, type ChildSnapshot, type TaskApiSnapshot } from './snapshot.ts';
 
 export interface ControllerOptions {
@@ -57,12 +59,11 @@ export class Controller {
     this.context = {
       kube,
       events: this.events,
-      verified: new Map(),
+      verified: new VerifiedPasses(),
       taskApis: this.taskApis,
       children: this.children,
       owned,
       settings,
-      logger,
       now: () => new Date(),
     };
   }

@@ -7,7 +7,7 @@ import type { StateBackend, TaskApi } from '../api/resource.ts';
 import { RENDERED_HASH_ANNOTATION } from './names.ts';
 import { buildPubsubComponent, buildSecretStoreComponent, buildStateComponent } from './resources/components.ts';
 import { buildNotificationDeployment, buildTaskDeployment, type BuildSettings } from './resources/deployment.ts';
-import { contentHash } from './resources/hash.ts';
+import { contentHash } from '../kube/hash.ts';
 import { buildSecretReaderRole, buildSecretReaderRoleBinding, buildServiceAccount } from './resources/rbac.ts';
 import { buildNotificationService, buildTaskService } from './resources/service.ts';
 import { buildSubscription } from './resources/subscription.ts';

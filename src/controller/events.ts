@@ -7,7 +7,8 @@
  */
 import type { Logger } from 'pino';
 import type { TaskApi } from '../api/resource.ts';
-import type { KubeClient } from './kube.ts';
+import type { KubeClient } from '../kube/client.ts';
+import { recordTaskApiEvent } from './taskapi-client.ts';
 
 export type EventType = 'Normal' | 'Warning';
 
@@ -72,7 +73,7 @@ export class EventRecorder {
     this.sending++;
     for (let event = this.pending.shift(); event; event = this.pending.shift()) {
       try {
-        await this.kube.recordEvent(event.taskApi, event.type, event.reason, event.message);
+        await recordTaskApiEvent(this.kube, event.taskApi, event.type, event.reason, event.message);
       } catch (error) {
         this.logger.warn({ err: error, reason: event.reason }, 'event not recorded');
       }

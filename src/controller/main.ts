@@ -6,13 +6,13 @@
 import type { Server } from 'node:http';
 import { pino } from 'pino';
 import { Controller } from './controller.ts';
-import { KubeClient } from './kube.ts';
-import { loadConnection } from './kubeconfig.ts';
-import { LeaderElector } from './leader.ts';
+import { loadConnection } from '../kube/kubeconfig.ts';
+import { LeaderElector } from '../kube/leader.ts';
 import { OperatorMetrics } from './metrics.ts';
 import { DEFAULT_BUILD_SETTINGS } from './resources/deployment.ts';
 import { settingsFromEnv } from './settings.ts';
-import { http } from './node-http.ts';
+import { operatorClient } from './taskapi-client.ts';
+import { http } from '../kube/node-http.ts';
 
 const settings = settingsFromEnv(process.env);
 const logger = pino({ level: settings.logLevel, base: { component: 'taskapi-operator' } });
@@ -20,7 +20,7 @@ const connection = await loadConnection();
 logger.info({ server: connection.server, source: connection.source }, 'API server');
 
 const metrics = new OperatorMetrics();
-const kube = new KubeClient(connection);
+const kube = operatorClient(connection);
 kube.onWrite.push((verb, kind) => {
   metrics.writes.inc({ verb, kind });
 });

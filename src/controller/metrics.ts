@@ -2,8 +2,8 @@
  * Prometheus metrics under controller-runtime's names, so dashboards and alerts
  * written for Go operators work unchanged.
  */
-import { Counter, Gauge, Histogram, Registry } from './prometheus.ts';
-import type { QueueObserver } from './queue.ts';
+import { Counter, Gauge, Histogram, Registry } from '../kube/prometheus.ts';
+import type { QueueObserver } from '../kube/queue.ts';
 
 export const CONTROLLER_NAME = 'taskapi';
 

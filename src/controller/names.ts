@@ -7,6 +7,8 @@ import { API_VERSION, KIND, type StateBackend, type TaskApi } from '../api/resou
 export const FIELD_MANAGER = 'taskapi-operator';
 export const MANAGED_BY_LABEL = 'app.kubernetes.io/managed-by';
 export const MANAGED_BY = FIELD_MANAGER;
+/** The label selector of every child's informer. */
+export const MANAGED_SELECTOR = `${MANAGED_BY_LABEL}=${MANAGED_BY}`;
 export const INSTANCE_LABEL = 'app.kubernetes.io/instance';
 export const COMPONENT_LABEL = 'app.kubernetes.io/component';
 /** Hash of what the operator last rendered for a child; a mismatch means the child must be applied. */

@@ -8,19 +8,22 @@
  * to be retried with backoff, throws TerminalError to stop retrying until the
  * spec changes.
  */
-import type { Logger } from 'pino';
 import { secretRefsFor, type StateBackend, type TaskApi } from '../api/resource.ts';
 import type { TaskApiStatus } from '../api/taskapi.ts';
 import { containsDesired } from './compare.ts';
 import { desiredChildren, type Manifest, type Placement } from './desired.ts';
 import type { EventRecorder, EventType } from './events.ts';
-import type { Index, Informer } from './informers.ts';
-import { isNotFound, KubeApiError, rfc3339, type KubeClient } from './kube.ts';
-import { COMPONENT_LABEL, RENDERED_HASH_ANNOTATION } from './names.ts';
+import type { Index, Informer } from '../kube/informers.ts';
+import { isNotFound, KubeApiError, rfc3339, type KubeClient } from '../kube/client.ts';
+import { COMPONENT_LABEL, FIELD_MANAGER, RENDERED_HASH_ANNOTATION } from './names.ts';
 import type { BuildSettings } from './resources/deployment.ts';
-import { canonicalJson } from './resources/hash.ts';
-import { appliedFields, childSnapshot, type ChildSnapshot, type RawObject, type TaskApiSnapshot } from './snapshot.ts';
+import { canonicalJson } from '../kube/hash.ts';
+import { appliedFields } from '../kube/managed-fields.ts';
+import type { RawObject } from '../kube/objects.ts';
+import { childSnapshot, type ChildSnapshot, type TaskApiSnapshot } from './snapshot.ts';
+import { applyTaskApiStatus, secretKeys } from './taskapi-client.ts';
 import { computeStatus, type DeploymentState, type PassOutcome } from './status.ts';
+import { preflightKeyOf, renderingOf, type VerifiedChild, type VerifiedPasses } from './verified.ts';
 
 /** A failure retrying cannot fix; recorded as a condition, retried only when the spec changes. */
 export class TerminalError extends Error {
@@ -41,34 +44,9 @@ export interface ReconcileContext {
   /** Every cached child, of any kind, by its owner's key (`namespace/name`). */
   owned: Index<ChildSnapshot>;
   settings: BuildSettings;
-  /** Per TaskApi key: what the last complete pass left in place (see InPlace). */
-  verified: Map<string, InPlace>;
-  logger: Logger;
+  /** Per TaskApi key: what the last complete pass left in place. */
+  verified: VerifiedPasses;
   now: () => Date;
-}
-
-/**
- * The children one complete pass rendered from `rendering` (the TaskApi's uid,
- * generation and placement) and found or made to hold everything rendered,
- * each with the applied hash its live copy had then. While the rendering and
- * every applied hash stand and nothing else is owned, a pass has nothing to
- * render, read, apply or prune; when anything moves, it renders and compares.
- */
-export interface InPlace {
-  rendering: string;
-  children: VerifiedChild[];
-  /** Name of the task service's Deployment among them (absent while no backend can run). */
-  taskDeployment: string | undefined;
-  /** `<generation>/<target backend>` whose referenced Secrets and keys were all found. */
-  passedPreflight: string | undefined;
-}
-
-interface VerifiedChild {
-  kind: string;
-  name: string;
-  /** Hash of the child's rendering (its RENDERED_HASH_ANNOTATION). */
-  rendered: string;
-  appliedHash: string;
 }
 
 export interface ReconcileResult {
@@ -96,18 +74,25 @@ export async function reconcile(ctx: ReconcileContext, key: string): Promise<Rec
   );
   // A preflight that passed holds for its generation and target: the passes right after it, which may
   // read the TaskApi before the status they wrote comes back, need not read the Secrets again.
-  const preflightKey = `${taskApi.metadata.generation ?? 0}/${target}`;
-  const checked = !blocked && ctx.verified.get(key)?.passedPreflight === preflightKey;
+  const { generation } = taskApi.metadata;
+  const checked = !blocked && ctx.verified.passedPreflight(key, generation, target);
   const preflighted = !checked && (specChanged || blocked || running !== target);
   const missing = preflighted ? await preflight(ctx, taskApi, target) : [];
   const placement = place(running, target, missing.length === 0);
 
   const outcome: PassOutcome = { podBackend: placement?.podBackend, deployment: undefined, missing };
-  const rendering = `${taskApi.metadata.uid}/${taskApi.metadata.generation ?? 0}/${placement?.podBackend ?? '-'}/${placement?.stateBackends.join(',') ?? '-'}`;
+  const rendering = renderingOf(taskApi.metadata.uid, generation, placement);
   try {
-    const inPlace = stillInPlace(ctx, key, namespace, rendering);
+    const inPlace = ctx.verified.stillInPlace(
+      key,
+      rendering,
+      ctx.owned.get(key).length,
+      (kind, child) => informerFor(ctx, kind).get(namespace, child)?.appliedHash,
+    );
     if (inPlace) {
-      outcome.deployment = inPlace.deployment;
+      const deployment =
+        inPlace.taskDeployment && informerFor(ctx, 'Deployment').get(namespace, inPlace.taskDeployment);
+      outcome.deployment = deployment ? deployment.rollout : undefined;
     } else {
       const desired = desiredChildren(taskApi, placement, ctx.settings);
       const applied = await applyChildren(ctx, key, desired);
@@ -116,7 +101,8 @@ export async function reconcile(ctx: ReconcileContext, key: string): Promise<Rec
         rendering,
         children: applied.children,
         taskDeployment: applied.taskDeployment,
-        passedPreflight: checked || (preflighted && missing.length === 0) ? preflightKey : undefined,
+        passedPreflight:
+          checked || (preflighted && missing.length === 0) ? preflightKeyOf(generation, target) : undefined,
       });
       outcome.deployment = applied.deployment;
     }
@@ -153,7 +139,7 @@ async function preflight(ctx: ReconcileContext, taskApi: TaskApi, backend: State
   const keysBySecret = new Map<string, Promise<string[] | undefined>>();
   for (const ref of refs) {
     if (!keysBySecret.has(ref.name))
-      keysBySecret.set(ref.name, ctx.kube.secretKeys(taskApi.metadata.namespace, ref.name));
+      keysBySecret.set(ref.name, secretKeys(ctx.kube, taskApi.metadata.namespace, ref.name));
   }
   const missing = new Set<string>();
   for (const ref of refs) {
@@ -169,25 +155,6 @@ const informerFor = (ctx: ReconcileContext, kind: string): Informer<ChildSnapsho
   if (!informer) throw new Error(`no informer for ${kind}`);
   return informer;
 };
-
-/**
- * The task Deployment as it stands, when the last complete pass's children are
- * all still in place for this rendering (see InPlace); undefined otherwise.
- */
-function stillInPlace(
-  ctx: ReconcileContext,
-  key: string,
-  namespace: string,
-  rendering: string,
-): { deployment: DeploymentState | undefined } | undefined {
-  const last = ctx.verified.get(key);
-  if (last?.rendering !== rendering || ctx.owned.get(key).length !== last.children.length) return undefined;
-  for (const child of last.children) {
-    if (informerFor(ctx, child.kind).get(namespace, child.name)?.appliedHash !== child.appliedHash) return undefined;
-  }
-  const deployment = last.taskDeployment && informerFor(ctx, 'Deployment').get(namespace, last.taskDeployment);
-  return { deployment: deployment ? deployment.rollout : undefined };
-}
 
 /**
  * Applies each child whose live copy lacks what we render (a new rendering, or
@@ -214,7 +181,7 @@ async function applyChildren(
       // Not seen in this state yet: compare the live fields once, apply only if they fall short.
       const live = current && (await ctx.kube.get(manifest));
       current =
-        live && containsDesired(manifest, appliedFields(live))
+        live && containsDesired(manifest, appliedFields(live, FIELD_MANAGER))
           ? childSnapshot(live)
           : childSnapshot(await (kind === 'RoleBinding' ? applyBinding(ctx, manifest) : ctx.kube.apply(manifest)));
     }
@@ -251,7 +218,11 @@ async function prune(ctx: ReconcileContext, key: string, desired: Manifest[]): P
   const stale = ctx.owned.get(key).filter((child) => !wanted.has(`${child.kind}/${child.metadata.name}`));
   await Promise.all(
     stale.map(async (child) => {
-      await ctx.kube.delete({ apiVersion: child.apiVersion, kind: child.kind, namespace, name: child.metadata.name });
+      await ctx.kube.delete({
+        apiVersion: child.apiVersion,
+        kind: child.kind,
+        metadata: { namespace, name: child.metadata.name },
+      });
     }),
   );
 }
@@ -259,7 +230,7 @@ async function prune(ctx: ReconcileContext, key: string, desired: Manifest[]): P
 async function writeStatus(ctx: ReconcileContext, taskApi: TaskApi, outcome: PassOutcome): Promise<void> {
   const status = computeStatus(taskApi, outcome, rfc3339(ctx.now()));
   if (canonicalJson(status) === canonicalJson(taskApi.status ?? {})) return;
-  await ctx.kube.applyStatus(taskApi, status);
+  await applyTaskApiStatus(ctx.kube, taskApi, status);
   recordTransitions(ctx, taskApi, taskApi.status, status);
 }
 

@@ -1,6 +1,6 @@
 /** Operator settings from the environment, validated: a bad value stops start-up with the variable named. */
 import { hostname } from 'node:os';
-import type { LeaderElectionOptions } from './leader.ts';
+import type { LeaderElectionOptions } from '../kube/leader.ts';
 
 /*
  * Read by hand rather than with zod: the operator process does not load zod

@@ -1,10 +1,10 @@
 /**
  * The task service's settings, from the environment the operator sets
- * (SERVICE_ENV in src/controller/resources/deployment.ts). It learns component
+ * (SERVICE_ENV in src/api/contract.ts). It learns component
  * names, never hosts or passwords. A bad value stops start-up with the variable named.
  */
 import { z } from 'zod';
-import { SERVICE_ENV } from '../controller/resources/deployment.ts';
+import { SERVICE_ENV } from '../api/contract.ts';
 
 const name = z.string().min(1);
 const port = (fallback: number) => z.coerce.number().int().min(1).max(65535).default(fallback);

@@ -6,7 +6,7 @@
 import type { FastifyInstance } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
-import { NOTIFICATIONS_METHOD } from './dapr/messaging.ts';
+import { NOTIFICATIONS_METHOD } from '../api/contract.ts';
 import { LOG } from './logging.ts';
 import apiBase from './plugins/base.ts';
 import { errorSchema } from './schemas/task.ts';

@@ -17,11 +17,11 @@ import {
   buildSecretStoreComponent,
   buildStateComponent,
 } from '../../src/controller/resources/components.ts';
+import { SERVICE_ENV } from '../../src/api/contract.ts';
 import {
   buildNotificationDeployment,
   buildTaskDeployment,
   DEFAULT_BUILD_SETTINGS,
-  SERVICE_ENV,
 } from '../../src/controller/resources/deployment.ts';
 import { buildSubscription } from '../../src/controller/resources/subscription.ts';
 import { startDaprd, type Daprd } from '../../testbed/harness/daprd.ts';

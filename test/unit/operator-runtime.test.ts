@@ -2,9 +2,9 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { Index } from '../../src/controller/informers.ts';
-import { KubeconfigError, loadConnection } from '../../src/controller/kubeconfig.ts';
-import { Counter, Histogram, Registry } from '../../src/controller/prometheus.ts';
+import { Index } from '../../src/kube/informers.ts';
+import { KubeconfigError, loadConnection } from '../../src/kube/kubeconfig.ts';
+import { Counter, Histogram, Registry } from '../../src/kube/prometheus.ts';
 import { settingsFromEnv } from '../../src/controller/settings.ts';
 import { ownerKey, type ChildSnapshot } from '../../src/controller/snapshot.ts';
 

@@ -1,5 +1,5 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { WorkQueue } from '../../src/controller/queue.ts';
+import { WorkQueue } from '../../src/kube/queue.ts';
 
 describe('WorkQueue', () => {
   beforeEach(() => {

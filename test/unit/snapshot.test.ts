@@ -1,12 +1,11 @@
 import { describe, expect, it } from 'vitest';
 import { containsDesired } from '../../src/controller/compare.ts';
-import {
-  appliedFields,
-  childSnapshot,
-  project,
-  taskApiSnapshot,
-  type RawObject,
-} from '../../src/controller/snapshot.ts';
+import { childSnapshot, taskApiSnapshot } from '../../src/controller/snapshot.ts';
+import { FIELD_MANAGER } from '../../src/controller/names.ts';
+import { appliedFields as appliedFieldsOf, project } from '../../src/kube/managed-fields.ts';
+import type { RawObject } from '../../src/kube/objects.ts';
+
+const appliedFields = (raw: RawObject) => appliedFieldsOf(raw, FIELD_MANAGER);
 
 /** A Deployment as the API server returns it after our apply, a kubectl edit of the image, and controller updates. */
 function liveDeployment(image: string, imageOwner: 'taskapi-operator' | 'kubectl-edit'): RawObject {

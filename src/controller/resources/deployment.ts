@@ -3,6 +3,7 @@
  * service: one image, two entry points, each with an injected Dapr sidecar.
  */
 import type { V1Container, V1Deployment, V1ResourceRequirements } from '@kubernetes/client-node';
+import { SERVICE_ENV } from '../../api/contract.ts';
 import type { StateBackend, TaskApi } from '../../api/resource.ts';
 import type { Resources } from '../../api/taskapi.ts';
 import {
@@ -26,18 +27,6 @@ export const DEFAULT_BUILD_SETTINGS: BuildSettings = {
   taskServiceArgs: ['dist/service/server.js'],
   notificationServiceArgs: ['dist/service/notification-server.js'],
 };
-
-/** Environment variables through which the service learns its Dapr component names, never hosts or passwords. */
-export const SERVICE_ENV = {
-  appPort: 'APP_PORT',
-  stateStore: 'STATE_STORE_NAME',
-  pubsub: 'PUBSUB_NAME',
-  topic: 'PUBSUB_TOPIC',
-  secretStore: 'SECRET_STORE_NAME',
-  notificationAppId: 'NOTIFICATION_APP_ID',
-  apiTokenSecret: 'API_TOKEN_SECRET_NAME',
-  apiTokenKey: 'API_TOKEN_SECRET_KEY',
-} as const;
 
 const HTTP_PORT_NAME = 'http';
 

@@ -1,8 +1,6 @@
+import { TASK_EVENTS_ROUTE } from '../../api/contract.ts';
 import type { TaskApi } from '../../api/resource.ts';
 import { names, ownedMetadata, type OwnedMetadata } from '../names.ts';
-
-/** The route the task service serves task events on. */
-export const TASK_EVENTS_ROUTE = '/events/task';
 
 export interface DaprSubscription {
   apiVersion: 'dapr.io/v2alpha1';

@@ -1,14 +1,12 @@
 /** EventPublisher, Notifier, Secrets and Sidecar on Dapr's pub/sub, invocation, secrets and metadata APIs. */
 import { randomUUID } from 'node:crypto';
 import { HttpMethod, type DaprClient } from '@dapr/dapr';
+import { NOTIFICATIONS_METHOD } from '../../api/contract.ts';
 import { ServiceError } from '../errors.ts';
 import { taskEvent } from '../events.ts';
 import type { EventPublisher, Notifier, Secrets, Sidecar } from '../ports.ts';
 import type { Notification } from '../schemas/event.ts';
 import { callDapr } from './client.ts';
-
-/** The notification service's method (its route) that completed tasks are posted to. */
-export const NOTIFICATIONS_METHOD = 'notifications';
 
 export function daprEventPublisher(client: DaprClient, pubsub: string, topic: string, source: string): EventPublisher {
   return {

@@ -5,7 +5,7 @@
  */
 import type { FastifyInstance } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
-import { TASK_EVENTS_ROUTE } from '../../controller/resources/subscription.ts';
+import { TASK_EVENTS_ROUTE } from '../../api/contract.ts';
 import { isServiceError } from '../errors.ts';
 import type { EventCounters } from '../event-counters.ts';
 import { classifyDelivery } from '../events.ts';

@@ -1,9 +1,9 @@
 /** Task events as they travel through pub/sub: CloudEvents 1.0 whose data is the task. */
 import { z } from 'zod';
+import { TASK_EVENT_TYPES } from '../../api/contract.ts';
 import { taskSchema } from './task.ts';
 
-export const TASK_EVENT_TYPES = ['task.created', 'task.completed', 'task.deleted'] as const;
-export type TaskEventType = (typeof TASK_EVENT_TYPES)[number];
+export { TASK_EVENT_TYPES, type TaskEventType } from '../../api/contract.ts';
 
 /** What the subscription route needs of a delivered CloudEvent; Dapr adds fields (topic, traceid, ...) we ignore. */
 export const deliveredEventSchema = z.object({

@@ -1,25 +1,23 @@
 /**
- * The operator's only door to the API server: server-side apply of children and
- * of status (one field manager), deletes, Secret key reads, Events, Leases, and
- * the list and watch streams the informers run on.
+ * A controller's door to the API server: server-side apply of objects and of
+ * their status under one field manager, reads, creates, replaces and deletes of
+ * the kinds it was given, and the list and watch streams informers run on.
+ * Every write is reported to `onWrite` listeners (the operator counts them).
  *
  * Written on node:https rather than @kubernetes/client-node on purpose: loading
  * client-node costs about 80 MiB of resident memory before any object is cached
  * (its generated models and their serializers), more than the operator's whole
- * budget of 64 MiB + 20 KiB per TaskApi. The operator needs eight REST calls and
- * a watch; each is a few lines here. (client-node stays for its TS types.)
+ * budget of 64 MiB + 20 KiB per TaskApi. A controller needs a handful of REST
+ * calls and a watch; each is a few lines here. (client-node stays for its TS
+ * types.) test/cluster holds it to the API server's behaviour.
  */
 import type { Agent as HttpAgent, IncomingMessage } from 'node:http';
 import { request as httpsRequest, Agent as HttpsAgent } from 'node:https';
-import { randomBytes } from 'node:crypto';
-import { KIND, type TaskApi } from '../api/resource.ts';
-import type { TaskApiStatus } from '../api/taskapi.ts';
-import type { Manifest } from './desired.ts';
-import { EVENT_KIND, kindOf, resourcePath, SECRET_KIND, TASKAPI_KIND } from './kinds.ts';
+import { StringDecoder } from 'node:string_decoder';
+import { resourcePath, type KindRegistry } from './kinds.ts';
 import type { Connection } from './kubeconfig.ts';
 import { http } from './node-http.ts';
-import { FIELD_MANAGER } from './names.ts';
-import type { RawObject } from './snapshot.ts';
+import type { ObjectRef, RawObject } from './objects.ts';
 
 /** An API server refusal, with what a log or condition may safely say about it. */
 export class KubeApiError extends Error {
@@ -82,8 +80,18 @@ const MAX_SOCKETS = 32;
 /** Times are RFC 3339 to the second, as metav1.Time serializes them. */
 export const rfc3339 = (date: Date): string => date.toISOString().replace(/\.\d+Z$/, 'Z');
 
+export interface ClientOptions {
+  /** The field manager of every server-side apply. */
+  fieldManager: string;
+  /** The kinds this client may touch (besides Secrets, Events and Leases). */
+  kinds: KindRegistry;
+  /** Sent on every request, as client-go sends `<program>/<version> (<os>/<arch>) ...`. */
+  userAgent: string;
+}
+
 export class KubeClient {
   private readonly connection: Connection;
+  private readonly options: ClientOptions;
   /** The server's host, port and path prefix, parsed once: a URL object per request cost more than the request. */
   private readonly target: { host: string; port: number; prefix: string };
   private readonly request: typeof httpsRequest;
@@ -93,8 +101,9 @@ export class KubeClient {
   /** Writes made, by verb and kind: the benchmark's proof that a no-op resync writes nothing. */
   readonly onWrite: ((verb: string, kind: string) => void)[] = [];
 
-  constructor(connection: Connection) {
+  constructor(connection: Connection, options: ClientOptions) {
     this.connection = connection;
+    this.options = options;
     const server = new URL(connection.server);
     const tls = server.protocol === 'https:';
     this.target = {
@@ -102,7 +111,7 @@ export class KubeClient {
       port: Number(server.port) || (tls ? 443 : 80),
       prefix: server.pathname.replace(/\/+$/, ''),
     };
-    const options = {
+    const tlsOptions = {
       keepAlive: true,
       ca: connection.ca,
       cert: connection.clientCertificate,
@@ -111,9 +120,9 @@ export class KubeClient {
     };
     this.request = tls ? httpsRequest : http.request;
     this.agent = tls
-      ? new HttpsAgent({ ...options, maxSockets: MAX_SOCKETS })
+      ? new HttpsAgent({ ...tlsOptions, maxSockets: MAX_SOCKETS })
       : new http.Agent({ keepAlive: true, maxSockets: MAX_SOCKETS });
-    this.watchAgent = tls ? new HttpsAgent(options) : new http.Agent({ keepAlive: true });
+    this.watchAgent = tls ? new HttpsAgent(tlsOptions) : new http.Agent({ keepAlive: true });
   }
 
   get namespace(): string | undefined {
@@ -148,6 +157,7 @@ export class KubeClient {
         agent,
         headers: {
           accept: 'application/json',
+          'user-agent': this.options.userAgent,
           ...(token ? { authorization: `Bearer ${token}` } : {}),
           ...(contentType ? { 'content-type': contentType } : {}),
         },
@@ -169,7 +179,10 @@ export class KubeClient {
     contentType?: string,
   ): Promise<T> {
     return new Promise<T>((resolve, reject) => {
+      // Set once the request is open; every way out clears it, failures included.
+      const deadline: { timer?: NodeJS.Timeout } = {};
       const fail = (error: Error) => {
+        clearTimeout(deadline.timer);
         reject(error instanceof KubeApiError ? error : new Error(`${operation}: ${error.message}`, { cause: error }));
       };
       const abort = this.open(
@@ -184,7 +197,7 @@ export class KubeClient {
           response.on('data', (chunk: Buffer) => chunks.push(chunk));
           response.on('error', fail);
           response.on('end', () => {
-            clearTimeout(timer);
+            clearTimeout(deadline.timer);
             const text = Buffer.concat(chunks).toString('utf8');
             const code = response.statusCode ?? 0;
             if (code >= 400) {
@@ -200,7 +213,7 @@ export class KubeClient {
         },
         fail,
       );
-      const timer = setTimeout(() => {
+      deadline.timer = setTimeout(() => {
         abort();
         fail(new Error(`no answer in ${REQUEST_TIMEOUT_MS / 1000}s`));
       }, REQUEST_TIMEOUT_MS);
@@ -235,13 +248,15 @@ export class KubeClient {
         (response) => {
           const code = response.statusCode ?? 0;
           const chunks: Buffer[] = [];
+          // One decoder for the stream: a character split across two chunks stays whole.
+          const decoder = new StringDecoder('utf8');
           let pending = '';
           response.on('data', (chunk: Buffer) => {
             if (code >= 400) {
               chunks.push(chunk);
               return;
             }
-            pending += chunk.toString('utf8');
+            pending += decoder.write(chunk);
             let newline = pending.indexOf('\n');
             while (newline >= 0) {
               const line = pending.slice(0, newline);
@@ -278,32 +293,43 @@ export class KubeClient {
     };
   }
 
-  /** Server-side apply as `taskapi-operator`, taking over fields others changed (the spec is the truth). */
-  async apply(manifest: Manifest): Promise<RawObject> {
-    const { namespace, name } = manifest.metadata;
-    this.wrote('apply', manifest.kind);
+  /** Server-side apply as this client's field manager, taking over fields others changed (the caller's copy is the truth). */
+  async apply(object: ObjectRef): Promise<RawObject> {
+    const { namespace, name } = object.metadata;
+    this.wrote('apply', object.kind);
     return this.send<RawObject>(
-      `apply ${manifest.kind} ${namespace}/${name}`,
+      `apply ${object.kind} ${namespace}/${name}`,
       'PATCH',
-      resourcePath(kindOf(manifest), namespace, name),
-      { fieldManager: FIELD_MANAGER, force: true },
-      manifest,
+      resourcePath(this.options.kinds.of(object), namespace, name),
+      { fieldManager: this.options.fieldManager, force: true },
+      object,
+      APPLY_PATCH,
+    );
+  }
+
+  /** Writes `status` whole through the status subresource (server-side apply, so omitted fields go away). */
+  async applyStatus(object: ObjectRef, status: unknown): Promise<void> {
+    const { apiVersion, kind, metadata } = object;
+    const { name, namespace } = metadata;
+    this.wrote('apply-status', kind);
+    await this.send(
+      `apply status of ${kind} ${namespace}/${name}`,
+      'PATCH',
+      resourcePath(this.options.kinds.of(object), namespace, name, 'status'),
+      { fieldManager: this.options.fieldManager, force: true },
+      { apiVersion, kind, metadata: { name, namespace }, status },
       APPLY_PATCH,
     );
   }
 
   /** Reads an object as it stands; undefined when it does not exist. */
-  async get(object: {
-    apiVersion: string;
-    kind: string;
-    metadata: { namespace: string; name: string };
-  }): Promise<RawObject | undefined> {
+  async get<T = RawObject>(object: ObjectRef): Promise<T | undefined> {
     const { namespace, name } = object.metadata;
     try {
-      return await this.send<RawObject>(
+      return await this.send<T>(
         `read ${object.kind} ${namespace}/${name}`,
         'GET',
-        resourcePath(kindOf(object), namespace, name),
+        resourcePath(this.options.kinds.of(object), namespace, name),
       );
     } catch (error) {
       if (isNotFound(error)) return undefined;
@@ -311,74 +337,46 @@ export class KubeClient {
     }
   }
 
+  /** Creates an object (409 when it exists). */
+  async create<T extends ObjectRef>(object: T): Promise<T> {
+    const { namespace, name } = object.metadata;
+    this.wrote('create', object.kind);
+    return this.send<T>(
+      `create ${object.kind} ${namespace}/${name}`,
+      'POST',
+      resourcePath(this.options.kinds.of(object), namespace),
+      {},
+      object,
+    );
+  }
+
+  /** Replaces an object whole; its resourceVersion makes it conditional (409 when the object changed since). */
+  async replace<T extends ObjectRef>(object: T): Promise<T> {
+    const { namespace, name } = object.metadata;
+    this.wrote('update', object.kind);
+    return this.send<T>(
+      `update ${object.kind} ${namespace}/${name}`,
+      'PUT',
+      resourcePath(this.options.kinds.of(object), namespace, name),
+      {},
+      object,
+    );
+  }
+
   /** Deletes an object; one already gone counts as deleted. Dependents go in the background (the garbage collector). */
-  async delete(object: { apiVersion: string; kind: string; namespace: string; name: string }): Promise<void> {
+  async delete(object: ObjectRef): Promise<void> {
+    const { namespace, name } = object.metadata;
     this.wrote('delete', object.kind);
     try {
       await this.send(
-        `delete ${object.kind} ${object.namespace}/${object.name}`,
+        `delete ${object.kind} ${namespace}/${name}`,
         'DELETE',
-        resourcePath(kindOf(object), object.namespace, object.name),
+        resourcePath(this.options.kinds.of(object), namespace, name),
         { propagationPolicy: 'Background' },
       );
     } catch (error) {
       if (!isNotFound(error)) throw error;
     }
-  }
-
-  /** Writes the whole status through the status subresource (server-side apply, so omitted fields go away). */
-  async applyStatus(taskApi: TaskApi, status: TaskApiStatus): Promise<void> {
-    const { name, namespace } = taskApi.metadata;
-    this.wrote('apply-status', KIND);
-    await this.send(
-      `apply status of ${KIND} ${namespace}/${name}`,
-      'PATCH',
-      resourcePath(TASKAPI_KIND, namespace, name, 'status'),
-      { fieldManager: FIELD_MANAGER, force: true },
-      { apiVersion: TASKAPI_KIND.apiVersion, kind: KIND, metadata: { name, namespace }, status },
-      APPLY_PATCH,
-    );
-  }
-
-  /** The key names of a Secret, or undefined when it does not exist. Values are never returned. */
-  async secretKeys(namespace: string, name: string): Promise<string[] | undefined> {
-    try {
-      const secret = await this.send<{ data?: Record<string, string> }>(
-        `read Secret ${namespace}/${name}`,
-        'GET',
-        resourcePath(SECRET_KIND, namespace, name),
-      );
-      return Object.keys(secret.data ?? {});
-    } catch (error) {
-      if (isNotFound(error)) return undefined;
-      throw error;
-    }
-  }
-
-  /** Records an Event on a TaskApi. */
-  async recordEvent(taskApi: TaskApi, type: 'Normal' | 'Warning', reason: string, message: string): Promise<void> {
-    const { name, namespace, uid } = taskApi.metadata;
-    const now = rfc3339(new Date());
-    this.wrote('create', 'Event');
-    await this.send(
-      `record Event on ${KIND} ${namespace}/${name}`,
-      'POST',
-      resourcePath(EVENT_KIND, namespace),
-      {},
-      {
-        apiVersion: 'v1',
-        kind: 'Event',
-        metadata: { name: `${name}.${randomBytes(8).toString('hex')}`, namespace },
-        involvedObject: { apiVersion: TASKAPI_KIND.apiVersion, kind: KIND, name, namespace, uid },
-        type,
-        reason,
-        message,
-        source: { component: FIELD_MANAGER },
-        firstTimestamp: now,
-        lastTimestamp: now,
-        count: 1,
-      },
-    );
   }
 
   /** Closes idle connections so the process can exit. */

@@ -6,9 +6,9 @@
  * within the renew deadline stops leading.
  */
 import type { Logger } from 'pino';
+import { KubeApiError, type KubeClient } from './client.ts';
+import { LEASE_KIND } from './kinds.ts';
 import { StopSignal } from './stop-signal.ts';
-import { LEASE_KIND, resourcePath } from './kinds.ts';
-import { isNotFound, KubeApiError, type KubeClient } from './kube.ts';
 
 interface Lease {
   apiVersion: 'coordination.k8s.io/v1';
@@ -96,21 +96,16 @@ export class LeaderElector {
     }
   }
 
-  private get path(): string {
-    return resourcePath(LEASE_KIND, this.options.namespace, this.options.leaseName);
-  }
-
-  private async read(): Promise<Lease | undefined> {
-    try {
-      return await this.kube.send<Lease>('read Lease', 'GET', this.path);
-    } catch (error) {
-      if (isNotFound(error)) return undefined;
-      throw error;
-    }
+  private read(): Promise<Lease | undefined> {
+    return this.kube.get<Lease>({
+      apiVersion: LEASE_KIND.apiVersion,
+      kind: LEASE_KIND.kind,
+      metadata: { namespace: this.options.namespace, name: this.options.leaseName },
+    });
   }
 
   private async replace(lease: Lease): Promise<void> {
-    await this.kube.send('update Lease', 'PUT', this.path, {}, lease);
+    await this.kube.replace(lease);
   }
 
   private async tryAcquireOrRenew(): Promise<boolean> {
@@ -132,7 +127,7 @@ export class LeaderElector {
             leaseTransitions: 0,
           },
         };
-        await this.kube.send('create Lease', 'POST', resourcePath(LEASE_KIND, namespace), {}, lease);
+        await this.kube.create(lease);
         return true;
       }
       const spec = lease.spec ?? {};

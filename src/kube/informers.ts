@@ -3,17 +3,14 @@
  * kept current by list + watch, as client-go's reflector does it: list in pages,
  * watch from the list's resourceVersion with bookmarks, watch again when the
  * server ends the stream, list again when the version has expired (410), back
- * off on any other failure. The cache holds snapshots (snapshot.ts), not whole
- * objects.
+ * off on any other failure. The cache holds what `toSnapshot` keeps of each
+ * object, not whole objects.
  */
 import type { Logger } from 'pino';
-import { StopSignal } from './stop-signal.ts';
+import { KubeApiError, type KubeClient, type WatchEvent, type WatchStream } from './client.ts';
 import { resourcePath, type KindInfo } from './kinds.ts';
-import { KubeApiError, type KubeClient, type WatchEvent, type WatchStream } from './kube.ts';
-import { MANAGED_BY, MANAGED_BY_LABEL } from './names.ts';
-import type { RawObject, Snapshot } from './snapshot.ts';
-
-export const MANAGED_SELECTOR = `${MANAGED_BY_LABEL}=${MANAGED_BY}`;
+import type { RawObject, Snapshot } from './objects.ts';
+import { StopSignal } from './stop-signal.ts';
 
 /** Small pages: a page of Deployments is parsed whole before it is trimmed to snapshots. */
 const LIST_PAGE_SIZE = 100;
