@@ -137,10 +137,13 @@ export class Controller {
       this.metrics.reconcileErrors.inc(labels);
       this.metrics.reconcileTotal.inc({ ...labels, result: 'error' });
       if (error instanceof TerminalError) {
-        // Retrying cannot help; the next spec change queues the key again.
+        // Retrying cannot help; a change of the TaskApi or the next resync queues the key again.
         this.metrics.terminalErrors.inc(labels);
         this.queue.forget(key);
-        this.logger.warn({ key, reason: error.reason, err: error }, 'reconcile failed for good until the spec changes');
+        this.logger.warn(
+          { key, reason: error.reason, err: error },
+          'reconcile failed; not retried until the TaskApi changes or the next resync',
+        );
       } else {
         const retryInMs = Math.round(this.queue.addRateLimited(key));
         this.logger.warn({ key, err: error, retryInMs }, 'reconcile failed; retrying');

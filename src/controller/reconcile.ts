@@ -5,8 +5,8 @@
  * It never knows which event woke it; every pass checks everything.
  *
  * Returns normally when done (optionally asking to look again later), throws
- * to be retried with backoff, throws TerminalError to stop retrying until the
- * spec changes.
+ * to be retried with backoff, throws TerminalError to stop retrying: the key
+ * runs again when the TaskApi changes or at the next periodic resync.
  */
 import { secretRefsFor, type StateBackend, type TaskApi } from '../api/resource.ts';
 import type { TaskApiStatus } from '../api/taskapi.ts';
@@ -25,7 +25,16 @@ import { applyTaskApiStatus, secretKeys } from './taskapi-client.ts';
 import { computeStatus, type DeploymentState, type PassOutcome } from './status.ts';
 import { preflightKeyOf, renderingOf, type VerifiedChild, type VerifiedPasses } from './verified.ts';
 
-/** A failure retrying cannot fix; recorded as a condition, retried only when the spec changes. */
+/**
+ * The API refusals retrying cannot fix: the object we render is invalid (400,
+ * 422). Conflicts, throttling, outages, timeouts and objects not found yet
+ * are retried.
+ */
+export function isTerminalApiError(error: unknown): error is KubeApiError {
+  return error instanceof KubeApiError && (error.statusCode === 400 || error.statusCode === 422);
+}
+
+/** A failure retrying cannot fix: recorded as a condition; run again when the TaskApi changes or on resync. */
 export class TerminalError extends Error {
   readonly reason: string;
   constructor(reason: string, message: string) {
@@ -109,9 +118,7 @@ export async function reconcile(ctx: ReconcileContext, key: string): Promise<Rec
   } catch (error) {
     outcome.failure = { reason: 'ApplyFailed', message: error instanceof Error ? error.message : String(error) };
     await writeStatus(ctx, taskApi, outcome);
-    if (error instanceof KubeApiError && [400, 422].includes(error.statusCode)) {
-      throw new TerminalError('ApplyFailed', error.message);
-    }
+    if (isTerminalApiError(error)) throw new TerminalError('ApplyFailed', error.message);
     throw error;
   }
   await writeStatus(ctx, taskApi, outcome);

@@ -13,7 +13,7 @@ import { KINDS, TASKAPI_KIND } from './kinds.ts';
 import { FIELD_MANAGER } from './names.ts';
 
 /** client-go's form: `<program>/<version> (<os>/<arch>)`. */
-const USER_AGENT = `${FIELD_MANAGER}/0.1.0 (${process.platform}/${process.arch}) node/${process.versions.node}`;
+export const USER_AGENT = `${FIELD_MANAGER}/0.1.0 (${process.platform}/${process.arch}) node/${process.versions.node}`;
 
 export const operatorClient = (connection: Connection): KubeClient =>
   new KubeClient(connection, { fieldManager: FIELD_MANAGER, kinds: KINDS, userAgent: USER_AGENT });

@@ -13,9 +13,9 @@
  */
 import type { Agent as HttpAgent, IncomingMessage } from 'node:http';
 import { request as httpsRequest, Agent as HttpsAgent } from 'node:https';
-import { StringDecoder } from 'node:string_decoder';
 import { resourcePath, type KindRegistry } from './kinds.ts';
 import type { Connection } from './kubeconfig.ts';
+import { LineDecoder } from './lines.ts';
 import { http } from './node-http.ts';
 import type { ObjectRef, RawObject } from './objects.ts';
 
@@ -248,31 +248,22 @@ export class KubeClient {
         (response) => {
           const code = response.statusCode ?? 0;
           const chunks: Buffer[] = [];
-          // One decoder for the stream: a character split across two chunks stays whole.
-          const decoder = new StringDecoder('utf8');
-          let pending = '';
+          const lines = new LineDecoder();
           response.on('data', (chunk: Buffer) => {
             if (code >= 400) {
               chunks.push(chunk);
               return;
             }
-            pending += decoder.write(chunk);
-            let newline = pending.indexOf('\n');
-            while (newline >= 0) {
-              const line = pending.slice(0, newline);
-              pending = pending.slice(newline + 1);
-              if (line.trim()) {
-                try {
-                  onEvent(JSON.parse(line) as WatchEvent);
-                } catch (error) {
-                  // The handler's own error (an expired version, say) is what the caller must see.
-                  reject(error instanceof Error ? error : new Error(String(error)));
-                  stopped = true;
-                  abort();
-                  return;
-                }
+            for (const line of lines.push(chunk)) {
+              try {
+                onEvent(JSON.parse(line) as WatchEvent);
+              } catch (error) {
+                // The handler's own error (an expired version, say) is what the caller must see.
+                reject(error instanceof Error ? error : new Error(String(error)));
+                stopped = true;
+                abort();
+                return;
               }
-              newline = pending.indexOf('\n');
             }
           });
           response.on('error', fail);

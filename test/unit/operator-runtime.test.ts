@@ -1,8 +1,10 @@
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { Index } from '../../src/kube/informers.ts';
+import { LineDecoder } from '../../src/kube/lines.ts';
+import { USER_AGENT } from '../../src/controller/taskapi-client.ts';
 import { KubeconfigError, loadConnection } from '../../src/kube/kubeconfig.ts';
 import { Counter, Histogram, Registry } from '../../src/kube/prometheus.ts';
 import { settingsFromEnv } from '../../src/controller/settings.ts';
@@ -135,5 +137,41 @@ describe('owner index', () => {
     expect(index.get('shop/a')).toEqual([second]);
     index.remove(second);
     expect(index.get('shop/a')).toEqual([]);
+  });
+});
+
+describe('watch stream lines', () => {
+  it('keeps a character whose bytes two chunks split, and cuts lines where the newlines are', () => {
+    const event = `${JSON.stringify({ type: 'ADDED', object: { metadata: { name: 'tâche', annotations: { note: 'naïve ✓' } } } })}\n`;
+    const bytes = Buffer.from(`${event}${event}`, 'utf8');
+    // Split inside the three bytes of '✓' and inside the two of 'â'.
+    const tick = bytes.indexOf(Buffer.from('✓', 'utf8')) + 1;
+    const hat = bytes.lastIndexOf(Buffer.from('â', 'utf8')) + 1;
+    const decoder = new LineDecoder();
+    const lines = [
+      ...decoder.push(bytes.subarray(0, tick)),
+      ...decoder.push(bytes.subarray(tick, hat)),
+      ...decoder.push(bytes.subarray(hat)),
+    ];
+    expect(lines).toEqual([event.trimEnd(), event.trimEnd()]);
+    // What decoding each chunk alone gave: replacement characters.
+    expect(bytes.subarray(0, tick).toString('utf8')).toContain('\uFFFD');
+  });
+
+  it('holds back a line until its newline arrives, and skips blank ones', () => {
+    const decoder = new LineDecoder();
+    expect(decoder.push(Buffer.from('{"a":1}\n\n{"b"'))).toEqual(['{"a":1}']);
+    expect(decoder.push(Buffer.from(':2}\n'))).toEqual(['{"b":2}']);
+  });
+});
+
+describe("the operator's User-Agent", () => {
+  it('names the operator and its version, as client-go names a program', () => {
+    const pkg = JSON.parse(readFileSync(join(import.meta.dirname, '..', '..', 'package.json'), 'utf8')) as {
+      version: string;
+    };
+    expect(USER_AGENT).toBe(
+      `taskapi-operator/${pkg.version} (${process.platform}/${process.arch}) node/${process.versions.node}`,
+    );
   });
 });

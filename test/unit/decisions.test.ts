@@ -1,0 +1,246 @@
+/**
+ * The operator's decisions, as tables with no I/O: where the pods run, the
+ * status a pass writes (conditions, their transition times, the swap's phase),
+ * which API errors stop retrying, and when the last pass still stands.
+ */
+import { describe, expect, it } from 'vitest';
+import type { StateBackend, TaskApi } from '../../src/api/resource.ts';
+import type { TaskApiStatus } from '../../src/api/taskapi.ts';
+import { isTerminalApiError, place } from '../../src/controller/reconcile.ts';
+import { computeStatus, rolledOut, type DeploymentState, type PassOutcome } from '../../src/controller/status.ts';
+import { preflightKeyOf, renderingOf, VerifiedPasses, type VerifiedPass } from '../../src/controller/verified.ts';
+import { KubeApiError } from '../../src/kube/client.ts';
+import { taskApiFixture } from '../support/taskapi-fixtures.ts';
+
+describe('placement: where the pods run and which state Components exist', () => {
+  it.each<[StateBackend | undefined, StateBackend, boolean, ReturnType<typeof place>]>([
+    // A new TaskApi: the target, once its Secrets are there; nothing before.
+    [undefined, 'redis', true, { podBackend: 'redis', stateBackends: ['redis'] }],
+    [undefined, 'redis', false, undefined],
+    // Steady state.
+    ['redis', 'redis', true, { podBackend: 'redis', stateBackends: ['redis'] }],
+    // A swap: both Components, pods roll to the target.
+    ['redis', 'postgresql', true, { podBackend: 'postgresql', stateBackends: ['redis', 'postgresql'] }],
+    ['postgresql', 'redis', true, { podBackend: 'redis', stateBackends: ['postgresql', 'redis'] }],
+    // A swap onto a backend whose Secrets are missing: the running backend is left alone.
+    ['redis', 'postgresql', false, { podBackend: 'redis', stateBackends: ['redis'] }],
+  ])('running %s, target %s, preflight passed %s', (running, target, passed, expected) => {
+    expect(place(running, target, passed)).toEqual(expected);
+  });
+});
+
+const NOW = '2026-12-01T10:00:00Z';
+const LATER = '2026-12-01T10:05:00Z';
+
+function deployment(replicas: number, ready: number, { generation = 1, observed = 1, updated = ready } = {}) {
+  return {
+    metadata: { generation },
+    spec: { replicas },
+    status: {
+      observedGeneration: observed,
+      replicas,
+      updatedReplicas: updated,
+      readyReplicas: ready,
+      availableReplicas: ready,
+    },
+  } satisfies DeploymentState;
+}
+
+function withStatus(taskApi: TaskApi, status: TaskApiStatus | undefined, generation = 1): TaskApi {
+  return { ...taskApi, metadata: { ...taskApi.metadata, generation }, ...(status ? { status } : {}) };
+}
+
+const conditionsOf = (status: TaskApiStatus) =>
+  Object.fromEntries(
+    (status.conditions ?? []).map((c) => [
+      c.type,
+      `${c.status} ${c.reason} @${c.lastTransitionTime} gen${c.observedGeneration}`,
+    ]),
+  );
+
+describe('rollout judgement', () => {
+  it.each<[string, DeploymentState | undefined, boolean]>([
+    ['no Deployment yet', undefined, false],
+    ['all new pods available', deployment(2, 2), true],
+    ['one pod not ready', deployment(2, 1), false],
+    ['an old template still counted', deployment(2, 2, { generation: 2, observed: 1 }), false],
+    ['old pods not replaced yet', deployment(2, 2, { updated: 1 }), false],
+  ])('%s: %s', (_what, state, expected) => {
+    expect(rolledOut(state)).toBe(expected);
+  });
+});
+
+describe('status computed by a pass', () => {
+  const redis = taskApiFixture({ stateBackend: 'redis', replicas: 2 });
+  const outcome = (patch: Partial<PassOutcome>): PassOutcome => ({
+    podBackend: 'redis',
+    deployment: deployment(2, 2),
+    missing: [],
+    ...patch,
+  });
+
+  it('a new TaskApi rolling out: Progressing, not Ready yet, no backend in status', () => {
+    const status = computeStatus(withStatus(redis, undefined), outcome({ deployment: deployment(2, 0) }), NOW);
+    expect(status.stateBackend).toBeUndefined();
+    expect(conditionsOf(status)).toEqual({
+      Ready: `False Unavailable @${NOW} gen1`,
+      Progressing: `True RollingOut @${NOW} gen1`,
+      Degraded: `False AsExpected @${NOW} gen1`,
+    });
+    expect(status.replicaSummary).toBe('0/2');
+  });
+
+  it('rolled out: Ready, backend recorded; an unchanged world keeps every transition time', () => {
+    const first = computeStatus(withStatus(redis, undefined), outcome({}), NOW);
+    expect(first.stateBackend).toBe('redis');
+    expect(conditionsOf(first)).toEqual({
+      Ready: `True Available @${NOW} gen1`,
+      Progressing: `False Complete @${NOW} gen1`,
+      Degraded: `False AsExpected @${NOW} gen1`,
+    });
+    const again = computeStatus(withStatus(redis, first), outcome({}), LATER);
+    expect(again).toEqual(first);
+  });
+
+  it('a new generation moves observedGeneration but not the transition times of unchanged conditions', () => {
+    const first = computeStatus(withStatus(redis, undefined), outcome({}), NOW);
+    const next = computeStatus(withStatus(redis, first, 2), outcome({}), LATER);
+    expect(next.observedGeneration).toBe(2);
+    expect(conditionsOf(next)).toEqual({
+      Ready: `True Available @${NOW} gen2`,
+      Progressing: `False Complete @${NOW} gen2`,
+      Degraded: `False AsExpected @${NOW} gen2`,
+    });
+  });
+
+  const running = computeStatus(withStatus(redis, undefined), outcome({}), NOW);
+  const toPostgres = withStatus(taskApiFixture({ stateBackend: 'postgresql', replicas: 2 }), running, 2);
+
+  it.each<[string, PassOutcome, TaskApiStatus['swap'], StateBackend, Record<string, string>]>([
+    [
+      'rolling onto the target',
+      outcome({ podBackend: 'postgresql', deployment: deployment(2, 1, { generation: 2, observed: 2, updated: 1 }) }),
+      { from: 'redis', to: 'postgresql', phase: 'RollingOut' },
+      'redis',
+      {
+        Ready: `False Unavailable @${LATER} gen2`,
+        Progressing: `True SwapInProgress @${LATER} gen2`,
+        Degraded: `False AsExpected @${NOW} gen2`,
+      },
+    ],
+    [
+      'rolled out onto the target',
+      outcome({ podBackend: 'postgresql', deployment: deployment(2, 2, { generation: 2, observed: 2 }) }),
+      { from: 'redis', to: 'postgresql', phase: 'Completed' },
+      'postgresql',
+      {
+        Ready: `True Available @${NOW} gen2`,
+        Progressing: `False Complete @${NOW} gen2`,
+        Degraded: `False AsExpected @${NOW} gen2`,
+      },
+    ],
+    [
+      "blocked: the target's Secret is missing, the pods stay on redis",
+      outcome({ missing: ['Secret "pg-auth"'] }),
+      { from: 'redis', to: 'postgresql', phase: 'Blocked', message: 'missing Secret "pg-auth"' },
+      'redis',
+      {
+        Ready: `True Available @${NOW} gen2`,
+        Progressing: `False Blocked @${NOW} gen2`,
+        Degraded: `True SecretMissing @${LATER} gen2`,
+      },
+    ],
+  ])('a swap, %s', (_what, pass, swap, backend, conditions) => {
+    const status = computeStatus(toPostgres, pass, LATER);
+    expect(status.swap).toEqual(swap);
+    expect(status.stateBackend).toBe(backend);
+    expect(conditionsOf(status)).toEqual(conditions);
+  });
+
+  it('a failed apply is Degraded with its reason, and says so in Ready while nothing serves', () => {
+    const status = computeStatus(
+      withStatus(redis, undefined),
+      outcome({ deployment: undefined, failure: { reason: 'ApplyFailed', message: 'apply Deployment: 422 Invalid' } }),
+      NOW,
+    );
+    expect(conditionsOf(status)).toEqual({
+      Ready: `False ApplyFailed @${NOW} gen1`,
+      Progressing: `False Blocked @${NOW} gen1`,
+      Degraded: `True ApplyFailed @${NOW} gen1`,
+    });
+    expect(status.conditions?.find((c) => c.type === 'Degraded')?.message).toBe('apply Deployment: 422 Invalid');
+  });
+});
+
+describe('which API errors stop the retries', () => {
+  it.each<[string, unknown, boolean]>([
+    ['400 BadRequest: the rendered object is malformed', new KubeApiError('apply', 400, 'BadRequest', ''), true],
+    ['422 Invalid: the rendered object is refused', new KubeApiError('apply', 422, 'Invalid', ''), true],
+    ['404 NotFound: the Role is not in the RBAC cache yet', new KubeApiError('apply', 404, 'NotFound', ''), false],
+    ['409 Conflict', new KubeApiError('apply', 409, 'Conflict', ''), false],
+    ['429 TooManyRequests', new KubeApiError('apply', 429, 'TooManyRequests', ''), false],
+    ['500 InternalError', new KubeApiError('apply', 500, 'InternalError', ''), false],
+    [
+      '403 Forbidden: RBAC may be fixed without touching the TaskApi',
+      new KubeApiError('apply', 403, 'Forbidden', ''),
+      false,
+    ],
+    ['a connection failure', new Error('apply: connect ECONNREFUSED'), false],
+  ])('%s: terminal %s', (_what, error, terminal) => {
+    expect(isTerminalApiError(error)).toBe(terminal);
+  });
+});
+
+describe('the verified-pass cache', () => {
+  const placement = { podBackend: 'redis' as const, stateBackends: ['redis' as const] };
+  const rendering = renderingOf('uid-1', 3, placement);
+  const pass: VerifiedPass = {
+    rendering,
+    children: [
+      { kind: 'Deployment', name: 'tasks', rendered: 'r1', appliedHash: 'h1' },
+      { kind: 'Service', name: 'tasks', rendered: 'r2', appliedHash: 'h2' },
+    ],
+    taskDeployment: 'tasks',
+    passedPreflight: preflightKeyOf(3, 'redis'),
+  };
+  const live: Record<string, string> = { 'Deployment/tasks': 'h1', 'Service/tasks': 'h2' };
+
+  it('names a rendering by uid, generation and placement', () => {
+    expect(rendering).toBe('uid-1/3/redis/redis');
+    expect(renderingOf('uid-1', undefined, undefined)).toBe('uid-1/0/-/-');
+    expect(renderingOf('uid-1', 3, { podBackend: 'postgresql', stateBackends: ['redis', 'postgresql'] })).toBe(
+      'uid-1/3/postgresql/redis,postgresql',
+    );
+  });
+
+  it.each<[string, string, number, Record<string, string>, boolean]>([
+    ['nothing moved', rendering, 2, live, true],
+    ['a new generation', renderingOf('uid-1', 4, placement), 2, live, false],
+    [
+      'a swap changed the placement',
+      renderingOf('uid-1', 3, { podBackend: 'postgresql', stateBackends: ['redis', 'postgresql'] }),
+      2,
+      live,
+      false,
+    ],
+    ['someone edited a field we set (its applied hash moved)', rendering, 2, { ...live, 'Service/tasks': 'h9' }, false],
+    ['a child was deleted', rendering, 1, { 'Deployment/tasks': 'h1' }, false],
+    ['an extra owned object appeared', rendering, 3, live, false],
+  ])('%s: still in place %s', (_what, now, owned, hashes, expected) => {
+    const cache = new VerifiedPasses();
+    cache.set('team-a/tasks', pass);
+    const hit = cache.stillInPlace('team-a/tasks', now, owned, (kind, name) => hashes[`${kind}/${name}`]);
+    expect(hit !== undefined).toBe(expected);
+  });
+
+  it('remembers a passed preflight for its generation and target only, and forgets a deleted TaskApi', () => {
+    const cache = new VerifiedPasses();
+    expect(cache.passedPreflight('team-a/tasks', 3, 'redis')).toBe(false);
+    cache.set('team-a/tasks', pass);
+    expect(cache.passedPreflight('team-a/tasks', 3, 'redis')).toBe(true);
+    expect(cache.passedPreflight('team-a/tasks', 4, 'redis')).toBe(false);
+    expect(cache.passedPreflight('team-a/tasks', 3, 'postgresql')).toBe(false);
+    cache.delete('team-a/tasks');
+    expect(cache.stillInPlace('team-a/tasks', rendering, 2, () => 'h1')).toBeUndefined();
+  });
+});

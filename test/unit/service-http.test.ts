@@ -1,0 +1,187 @@
+/**
+ * The task service's HTTP shape through Fastify's inject(): what a client is
+ * told about a bad request, how failures map to statuses, and the OpenAPI
+ * document. The in-memory TaskStore here stands in for the state store only to
+ * shape responses; storage behaviour is tested on real daprd (test/dapr).
+ */
+import Fastify, { type FastifyInstance } from 'fastify';
+import { afterEach, describe, expect, it } from 'vitest';
+import taskApp from '../../src/service/app.ts';
+import { ServiceError } from '../../src/service/errors.ts';
+import type { EventPublisher, Sidecar, StoredTask, TaskStore } from '../../src/service/ports.ts';
+import type { ListQuery, Task, TaskPage } from '../../src/service/schemas/task.ts';
+import { StartupGate } from '../../src/service/startup.ts';
+
+/** Tasks in a Map, for response shapes only. `failWith` makes every call throw that error. */
+class ShapeOnlyStore implements TaskStore {
+  readonly tasks = new Map<string, StoredTask>();
+  failWith: ServiceError | undefined;
+  private version = 0;
+
+  private check(): void {
+    if (this.failWith) throw this.failWith;
+  }
+  create(task: Task): Promise<void> {
+    this.check();
+    this.tasks.set(task.id, { task, etag: String(++this.version) });
+    return Promise.resolve();
+  }
+  get(id: string): Promise<StoredTask | undefined> {
+    this.check();
+    return Promise.resolve(this.tasks.get(id));
+  }
+  replace(task: Task, etag: string): Promise<void> {
+    this.check();
+    const current = this.tasks.get(task.id);
+    if (current?.etag !== etag) throw new ServiceError('etag_mismatch', 'changed', { current: current?.task });
+    this.tasks.set(task.id, { task, etag: String(++this.version) });
+    return Promise.resolve();
+  }
+  delete(id: string): Promise<Task | undefined> {
+    this.check();
+    const current = this.tasks.get(id);
+    this.tasks.delete(id);
+    return Promise.resolve(current?.task);
+  }
+  list(query: ListQuery): Promise<TaskPage> {
+    this.check();
+    return Promise.resolve({
+      items: [...this.tasks.values()].map((stored) => stored.task).slice(0, query.limit),
+      next_cursor: null,
+    });
+  }
+}
+
+const published: string[] = [];
+const events: EventPublisher = {
+  publish: (type) => {
+    published.push(type);
+    return Promise.resolve();
+  },
+};
+const sidecar: Sidecar = { loadedComponents: () => Promise.resolve(['state', 'pubsub']) };
+
+let app: FastifyInstance | undefined;
+afterEach(async () => {
+  await app?.close();
+  app = undefined;
+  published.length = 0;
+});
+
+async function serviceWith(store: TaskStore, { open = true, token }: { open?: boolean; token?: string } = {}) {
+  const gate = new StartupGate();
+  if (open) gate.open(token);
+  app = Fastify({ logger: false });
+  await app.register(taskApp, { store, events, notifier: undefined, sidecar, gate, components: ['state', 'pubsub'] });
+  await app.ready();
+  return app;
+}
+
+describe('the task API answers bad requests with the field at fault', () => {
+  it.each<[string, object, string, RegExp]>([
+    ['a missing title', {}, 'title', /title/],
+    ['an empty title', { title: '' }, 'title', /title/],
+    ['a title over 200 characters', { title: 'x'.repeat(201) }, 'title', /title/],
+    ['a priority out of 1-5', { title: 'ok', priority: 9 }, 'priority', /priority/],
+    ['an unknown status', { title: 'ok', status: 'done' }, 'status', /status/],
+    ['a field the model does not have', { title: 'ok', owner: 'me' }, 'owner', /owner/],
+  ])('POST /tasks with %s: 400 naming %s', async (_what, body, field, message) => {
+    const service = await serviceWith(new ShapeOnlyStore());
+    const response = await service.inject({ method: 'POST', url: '/tasks', payload: body });
+    expect(response.statusCode).toBe(400);
+    const error = response.json<{ code: string; field: string; message: string }>();
+    expect(error).toMatchObject({ code: 'validation_failed', field });
+    expect(error.message).toMatch(message);
+  });
+
+  it('refuses malformed JSON and a bad id, naming the body and the id', async () => {
+    const service = await serviceWith(new ShapeOnlyStore());
+    const malformed = await service.inject({
+      method: 'POST',
+      url: '/tasks',
+      headers: { 'content-type': 'application/json' },
+      payload: '{"title":',
+    });
+    expect(malformed.statusCode).toBe(400);
+    expect(malformed.json()).toMatchObject({ code: 'validation_failed', field: 'body' });
+    const badId = await service.inject({ method: 'GET', url: '/tasks/not-a-uuid' });
+    expect(badId.statusCode).toBe(400);
+    expect(badId.json()).toMatchObject({ field: 'id' });
+  });
+});
+
+describe('failures map to statuses a client can act on', () => {
+  it('404 for a missing task; 409 with the version that won for a stale If-Match; nothing written', async () => {
+    const store = new ShapeOnlyStore();
+    const service = await serviceWith(store);
+    const created = (await service.inject({ method: 'POST', url: '/tasks', payload: { title: 'a' } })).json<Task>();
+    expect(
+      (await service.inject({ method: 'GET', url: '/tasks/01a23000-0000-7000-8000-000000000000' })).statusCode,
+    ).toBe(404);
+    const read = await service.inject({ method: 'GET', url: `/tasks/${created.id}` });
+    const etag = read.headers.etag;
+    await service.inject({ method: 'PUT', url: `/tasks/${created.id}/status`, payload: { status: 'in_progress' } });
+    const stale = await service.inject({
+      method: 'PUT',
+      url: `/tasks/${created.id}/status`,
+      headers: { 'if-match': String(etag) },
+      payload: { status: 'completed' },
+    });
+    expect(stale.statusCode).toBe(409);
+    expect(stale.json()).toMatchObject({ code: 'etag_mismatch', current: { id: created.id, status: 'in_progress' } });
+    expect(store.tasks.get(created.id)?.task.status).toBe('in_progress');
+    expect(published).toEqual(['task.created']);
+  });
+
+  it.each<[string, ServiceError, number]>([
+    ['the sidecar is down', new ServiceError('sidecar_unavailable', 'sidecar down'), 503],
+    ['the store is down', new ServiceError('store_unavailable', 'store down'), 503],
+    ['Dapr answered something unexplained', new ServiceError('dapr_failed', 'odd'), 500],
+  ])('%s: %s', async (_what, error, status) => {
+    const store = new ShapeOnlyStore();
+    store.failWith = error;
+    const service = await serviceWith(store);
+    const response = await service.inject({ method: 'POST', url: '/tasks', payload: { title: 'a' } });
+    expect(response.statusCode).toBe(status);
+    expect(response.json()).toMatchObject({ code: error.code });
+    expect(response.headers['retry-after']).toBe(status === 503 ? '1' : undefined);
+    expect(published).toEqual([]);
+  });
+
+  it('503 with Retry-After while starting; 401 without the token when one is set', async () => {
+    const starting = await serviceWith(new ShapeOnlyStore(), { open: false });
+    const early = await starting.inject({ method: 'GET', url: '/tasks' });
+    expect(early.statusCode).toBe(503);
+    expect(early.json()).toMatchObject({ code: 'not_ready' });
+    await starting.close();
+    const guarded = await serviceWith(new ShapeOnlyStore(), { token: 's3cret' });
+    const refused = await guarded.inject({ method: 'POST', url: '/tasks', payload: { title: 'a' } });
+    expect(refused.statusCode).toBe(401);
+    expect(JSON.stringify(refused.json())).not.toContain('s3cret');
+    const allowed = await guarded.inject({
+      method: 'POST',
+      url: '/tasks',
+      headers: { authorization: 'Bearer s3cret' },
+      payload: { title: 'a' },
+    });
+    expect(allowed.statusCode).toBe(201);
+  });
+});
+
+describe('the OpenAPI document', () => {
+  it('describes every task route with its request and error shapes, and hides the probes and the event route', async () => {
+    const service = await serviceWith(new ShapeOnlyStore());
+    const document = (await service.inject({ method: 'GET', url: '/openapi.json' })).json<{
+      openapi: string;
+      paths: Record<string, Record<string, { responses: Record<string, unknown>; requestBody?: unknown }>>;
+    }>();
+    expect(document.openapi).toMatch(/^3\./);
+    expect(Object.keys(document.paths).sort()).toEqual(['/tasks', '/tasks/{id}', '/tasks/{id}/status']);
+    expect(Object.keys(document.paths['/tasks'] ?? {}).sort()).toEqual(['get', 'post']);
+    expect(Object.keys(document.paths['/tasks/{id}'] ?? {}).sort()).toEqual(['delete', 'get']);
+    expect(document.paths['/tasks']?.['post']?.requestBody).toBeDefined();
+    expect(Object.keys(document.paths['/tasks/{id}/status']?.['put']?.responses ?? {})).toEqual(
+      expect.arrayContaining(['200', '400', '404', '409', '503']),
+    );
+  });
+});
