@@ -6,17 +6,32 @@
 import type { Server } from 'node:http';
 import { pino } from 'pino';
 import { Controller } from './controller.ts';
-import { loadConnection } from '../kube/kubeconfig.ts';
+import { loadConnection, type Connection } from '../kube/kubeconfig.ts';
 import { LeaderElector } from '../kube/leader.ts';
 import { OperatorMetrics } from './metrics.ts';
 import { DEFAULT_BUILD_SETTINGS } from './resources/deployment.ts';
-import { settingsFromEnv } from './settings.ts';
+import { settingsFromEnv, type OperatorSettings } from './settings.ts';
 import { operatorClient } from './taskapi-client.ts';
 import { http } from '../kube/node-http.ts';
 
-const settings = settingsFromEnv(process.env);
-const logger = pino({ level: settings.logLevel, base: { component: 'taskapi-operator' } });
-const connection = await loadConnection();
+const base = { component: 'taskapi-operator' };
+
+/** Settings and the API server's address: what a bad environment or kubeconfig stops, as one JSON line and exit 1. */
+async function startUp(): Promise<{ settings: OperatorSettings; connection: Connection }> {
+  try {
+    const settings = settingsFromEnv(process.env);
+    return { settings, connection: await loadConnection() };
+  } catch (error) {
+    pino({ base }).fatal(
+      { err: error, reason: error instanceof Error ? error.message : String(error) },
+      'operator failed to start',
+    );
+    process.exit(1);
+  }
+}
+
+const { settings, connection } = await startUp();
+const logger = pino({ level: settings.logLevel, base });
 logger.info({ server: connection.server, source: connection.source }, 'API server');
 
 const metrics = new OperatorMetrics();

@@ -117,6 +117,7 @@ export class KubeClient {
       cert: connection.clientCertificate,
       key: connection.clientKey,
       rejectUnauthorized: !connection.insecureSkipTlsVerify,
+      ...(connection.tlsServerName ? { servername: connection.tlsServerName } : {}),
     };
     this.request = tls ? httpsRequest : http.request;
     this.agent = tls
@@ -134,6 +135,7 @@ export class KubeClient {
   }
 
   private open(
+    token: string | undefined,
     method: string,
     path: string,
     query: Query,
@@ -147,7 +149,6 @@ export class KubeClient {
     for (const [name, value] of Object.entries(query)) {
       if (value !== undefined) search += `${search ? '&' : '?'}${name}=${encodeURIComponent(String(value))}`;
     }
-    const token = this.connection.token();
     const outgoing = this.request(
       {
         host: this.target.host,
@@ -169,6 +170,19 @@ export class KubeClient {
     return () => outgoing.destroy();
   }
 
+  /**
+   * Runs `start` with the bearer token to send: at once for a static or file
+   * token, after the exec plugin (or its cached token) for one from a plugin.
+   */
+  private withToken<T>(start: (token: string | undefined) => T, onError: (error: Error) => void): T | undefined {
+    const token = this.connection.token();
+    if (!(token instanceof Promise)) return start(token);
+    token.then(start, (error: unknown) => {
+      onError(error instanceof Error ? error : new Error(String(error)));
+    });
+    return undefined;
+  }
+
   /** One request; resolves with the parsed body, or throws a KubeApiError naming `operation`. */
   send<T>(
     operation: string,
@@ -178,6 +192,21 @@ export class KubeClient {
     body?: unknown,
     contentType?: string,
   ): Promise<T> {
+    const token = this.connection.token();
+    return token instanceof Promise
+      ? token.then((value) => this.exchange<T>(value, operation, method, path, query, body, contentType))
+      : this.exchange<T>(token, operation, method, path, query, body, contentType);
+  }
+
+  private exchange<T>(
+    token: string | undefined,
+    operation: string,
+    method: string,
+    path: string,
+    query: Query,
+    body: unknown,
+    contentType: string | undefined,
+  ): Promise<T> {
     return new Promise<T>((resolve, reject) => {
       // Set once the request is open; every way out clears it, failures included.
       const deadline: { timer?: NodeJS.Timeout } = {};
@@ -186,6 +215,7 @@ export class KubeClient {
         reject(error instanceof KubeApiError ? error : new Error(`${operation}: ${error.message}`, { cause: error }));
       };
       const abort = this.open(
+        token,
         method,
         path,
         query,
@@ -238,42 +268,50 @@ export class KubeClient {
         else
           reject(error instanceof KubeApiError ? error : new Error(`${operation}: ${error.message}`, { cause: error }));
       };
-      abort = this.open(
-        'GET',
-        path,
-        { ...query, watch: true },
-        this.watchAgent,
-        undefined,
-        undefined,
-        (response) => {
-          const code = response.statusCode ?? 0;
-          const chunks: Buffer[] = [];
-          const lines = new LineDecoder();
-          response.on('data', (chunk: Buffer) => {
-            if (code >= 400) {
-              chunks.push(chunk);
-              return;
-            }
-            for (const line of lines.push(chunk)) {
-              try {
-                onEvent(JSON.parse(line) as WatchEvent);
-              } catch (error) {
-                // The handler's own error (an expired version, say) is what the caller must see.
-                reject(error instanceof Error ? error : new Error(String(error)));
-                stopped = true;
-                abort();
+      const start = (token: string | undefined): void => {
+        if (stopped) {
+          resolve();
+          return;
+        }
+        abort = this.open(
+          token,
+          'GET',
+          path,
+          { ...query, watch: true },
+          this.watchAgent,
+          undefined,
+          undefined,
+          (response) => {
+            const code = response.statusCode ?? 0;
+            const chunks: Buffer[] = [];
+            const lines = new LineDecoder();
+            response.on('data', (chunk: Buffer) => {
+              if (code >= 400) {
+                chunks.push(chunk);
                 return;
               }
-            }
-          });
-          response.on('error', fail);
-          response.on('end', () => {
-            if (code >= 400) fail(statusError(operation, code, Buffer.concat(chunks).toString('utf8')));
-            else resolve();
-          });
-        },
-        fail,
-      );
+              for (const line of lines.push(chunk)) {
+                try {
+                  onEvent(JSON.parse(line) as WatchEvent);
+                } catch (error) {
+                  // The handler's own error (an expired version, say) is what the caller must see.
+                  reject(error instanceof Error ? error : new Error(String(error)));
+                  stopped = true;
+                  abort();
+                  return;
+                }
+              }
+            });
+            response.on('error', fail);
+            response.on('end', () => {
+              if (code >= 400) fail(statusError(operation, code, Buffer.concat(chunks).toString('utf8')));
+              else resolve();
+            });
+          },
+          fail,
+        );
+      };
+      this.withToken(start, fail);
     });
     return {
       done,

@@ -88,17 +88,72 @@ contexts:
     expect(connection.namespace).toBe('shop');
   });
 
-  it('names what it cannot use', async () => {
+  it('merges every file of $KUBECONFIG as kubectl does: the first to name an entry or the context wins', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'kubeconfig-'));
+    const first = join(dir, 'first');
+    const second = join(dir, 'second');
+    writeFileSync(join(dir, 'first-token'), 'from-first-file\n');
+    writeFileSync(
+      first,
+      JSON.stringify({
+        'current-context': 'prod',
+        users: [{ name: 'ops', user: { tokenFile: 'first-token' } }],
+        clusters: [{ name: 'main', cluster: { server: 'https://first.example' } }],
+      }),
+    );
+    writeFileSync(
+      second,
+      JSON.stringify({
+        'current-context': 'ignored',
+        clusters: [
+          { name: 'main', cluster: { server: 'https://second.example' } },
+          { name: 'prod-cluster', cluster: { server: 'https://prod.example:443/', 'tls-server-name': 'api.internal' } },
+        ],
+        users: [{ name: 'ops', user: { token: 'from-second-file' } }],
+        contexts: [{ name: 'prod', context: { cluster: 'prod-cluster', user: 'ops', namespace: 'shop' } }],
+      }),
+    );
+    const connection = await loadConnection({ KUBECONFIG: `${join(dir, 'missing')}:${first}:${second}` });
+    expect(connection.server).toBe('https://prod.example:443');
+    expect(connection.tlsServerName).toBe('api.internal');
+    expect(connection.namespace).toBe('shop');
+    // The user from the first file, its relative tokenFile read from that file's directory.
+    expect(connection.token()).toBe('from-first-file');
+    expect(connection.source).toBe(`${first}:${second}`);
+  });
+
+  it.each([
+    ['proxy-url', { server: 'https://x', 'proxy-url': 'http://proxy:3128' }, { token: 't' }, /sets proxy-url/],
+    ['auth-provider', { server: 'https://x' }, { 'auth-provider': { name: 'gcp' } }, /sets auth-provider: .*exec/],
+    ['basic auth', { server: 'https://x' }, { username: 'admin', password: 'secret' }, /sets username/],
+    [
+      'an exec plugin without a command',
+      { server: 'https://x' },
+      { exec: { args: ['x'] } },
+      /exec plugin without a command/,
+    ],
+  ])('refuses %s, naming it', async (_what, cluster, user, message) => {
     const path = write(
       JSON.stringify({
         'current-context': 'c',
-        clusters: [{ name: 'c', cluster: { server: 'https://x' } }],
-        users: [{ name: 'u', user: { exec: { command: 'aws' } } }],
+        clusters: [{ name: 'c', cluster }],
+        users: [{ name: 'u', user }],
         contexts: [{ name: 'c', context: { cluster: 'c', user: 'u' } }],
       }),
     );
-    await expect(loadConnection({ KUBECONFIG: path })).rejects.toThrow(/authenticates with "exec"/);
-    await expect(loadConnection({ KUBECONFIG: write('{"current-context":"gone"}') })).rejects.toThrow(KubeconfigError);
+    const loading = loadConnection({ KUBECONFIG: path });
+    await expect(loading).rejects.toThrow(KubeconfigError);
+    await expect(loading).rejects.toThrow(message);
+    await expect(loading).rejects.not.toThrow(/secret/);
+  });
+
+  it('says which files it looked for when none exists, or which context is missing', async () => {
+    await expect(loadConnection({ KUBECONFIG: '/nonexistent/a:/nonexistent/b' })).rejects.toThrow(
+      'kubeconfig: none of /nonexistent/a, /nonexistent/b exists',
+    );
+    await expect(loadConnection({ KUBECONFIG: write('{"current-context":"gone"}') })).rejects.toThrow(
+      /current-context "gone" not found/,
+    );
   });
 });
 
