@@ -19,7 +19,7 @@ export type StateBackend = (typeof STATE_BACKENDS)[number];
 export const CONDITION_TYPES = ['Ready', 'Progressing', 'Degraded'] as const;
 export type ConditionType = (typeof CONDITION_TYPES)[number];
 
-export const SWAP_PHASES = ['Preflight', 'RollingOut', 'Completed', 'Blocked'] as const;
+export const SWAP_PHASES = ['RollingOut', 'Completed', 'Blocked'] as const;
 export type SwapPhase = (typeof SWAP_PHASES)[number];
 
 export interface ObjectMeta {

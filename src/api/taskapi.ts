@@ -108,7 +108,7 @@ export const specSchema = z
       .default('redis')
       .describe(
         'State store the task service uses: redis or postgresql. Changing it moves the running service to the ' +
-          'other store without losing tasks; status.stateBackend shows what the running pods use.',
+          'other store (the tasks stored so far are not moved yet); status.stateBackend shows what the running pods use.',
       ),
     redis: redisSettingsSchema.optional().describe('Redis connection, for the redis state store and for pub/sub.'),
     postgresql: postgresqlSettingsSchema.optional().describe('PostgreSQL connection, for the postgresql state store.'),

@@ -75,6 +75,3 @@ function withRenderedHash(child: Manifest): Manifest {
     metadata: { ...metadata, annotations: { ...metadata.annotations, [RENDERED_HASH_ANNOTATION]: contentHash(child) } },
   };
 }
-
-/** `namespace/name`, the work queue's key for a TaskApi. */
-export const keyOf = (namespace: string, name: string): string => `${namespace}/${name}`;

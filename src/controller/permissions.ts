@@ -30,7 +30,7 @@ export function clusterRules(): PolicyRule[] {
       verbs: ['get', 'list', 'watch', 'create', 'patch', 'delete'],
     })),
     { apiGroups: [''], resources: ['secrets'], verbs: ['get'] },
-    { apiGroups: [''], resources: ['events'], verbs: ['create', 'patch'] },
+    { apiGroups: [''], resources: ['events'], verbs: ['create'] },
   ];
 }
 

@@ -7,6 +7,7 @@
  * object, not whole objects.
  */
 import type { Logger } from 'pino';
+import { backoffDelay, type BackoffOptions } from './backoff.ts';
 import { KubeApiError, type KubeClient, type WatchEvent, type WatchStream } from './client.ts';
 import { resourcePath, type KindInfo } from './kinds.ts';
 import type { RawObject, Snapshot } from './objects.ts';
@@ -16,7 +17,7 @@ import { StopSignal } from './stop-signal.ts';
 const LIST_PAGE_SIZE = 100;
 /** The server ends each watch after this long (client-go picks 5-10 minutes at random). */
 const WATCH_TIMEOUT_SECONDS = 300;
-const RETRY_DELAY_MS = { base: 500, max: 30_000 };
+const RETRY_BACKOFF: BackoffOptions = { baseDelayMs: 500, maxDelayMs: 30_000, jitter: 0.1 };
 
 /** The resourceVersion a watch asked for is gone from the server's window; only a new list helps. */
 class ExpiredError extends Error {}
@@ -94,15 +95,14 @@ export class Informer<T extends Snapshot> {
 
   /** Resolves once the first list is in the cache (retrying until it is); then keeps the cache current. */
   async start(): Promise<void> {
-    let delayMs = RETRY_DELAY_MS.base;
-    while (!this.signal.isStopped()) {
+    for (let attempt = 0; !this.signal.isStopped(); attempt++) {
       try {
         await this.relist();
         break;
       } catch (error) {
-        this.logger.warn({ err: error, retryInMs: delayMs }, 'list failed; retrying');
-        await this.signal.sleep(delayMs);
-        delayMs = Math.min(delayMs * 2, RETRY_DELAY_MS.max);
+        const retryInMs = Math.round(backoffDelay(RETRY_BACKOFF, attempt));
+        this.logger.warn({ err: error, retryInMs }, 'list failed; retrying');
+        await this.signal.sleep(retryInMs);
       }
     }
     this.running = this.watchLoop();
@@ -204,7 +204,7 @@ export class Informer<T extends Snapshot> {
   }
 
   private async watchLoop(): Promise<void> {
-    let delayMs = RETRY_DELAY_MS.base;
+    let attempt = 0;
     while (!this.signal.isStopped()) {
       try {
         if (!this.resourceVersion) await this.relist();
@@ -222,16 +222,16 @@ export class Informer<T extends Snapshot> {
           },
         );
         await this.stream.done;
-        delayMs = RETRY_DELAY_MS.base;
+        attempt = 0;
       } catch (error) {
         if (this.signal.isStopped()) return;
         if (error instanceof ExpiredError || (error instanceof KubeApiError && error.statusCode === 410)) {
           this.resourceVersion = '';
           continue;
         }
-        this.logger.warn({ err: error, retryInMs: delayMs }, 'list/watch failed; retrying');
-        await this.signal.sleep(delayMs);
-        delayMs = Math.min(delayMs * 2, RETRY_DELAY_MS.max);
+        const retryInMs = Math.round(backoffDelay(RETRY_BACKOFF, attempt++));
+        this.logger.warn({ err: error, retryInMs }, 'list/watch failed; retrying');
+        await this.signal.sleep(retryInMs);
       }
     }
   }

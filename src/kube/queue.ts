@@ -8,12 +8,7 @@
  *   `forget` resets that count once a reconcile succeeds.
  */
 
-export interface BackoffOptions {
-  baseDelayMs: number;
-  maxDelayMs: number;
-  /** Fraction of the delay added at random, so failing keys don't retry in lockstep. */
-  jitter: number;
-}
+import { backoffDelay, type BackoffOptions } from './backoff.ts';
 
 export const DEFAULT_BACKOFF: BackoffOptions = { baseDelayMs: 5, maxDelayMs: 60_000, jitter: 0.1 };
 
@@ -105,8 +100,7 @@ export class WorkQueue {
   }
 
   backoffDelay(failures: number): number {
-    const exponential = Math.min(this.backoff.maxDelayMs, this.backoff.baseDelayMs * 2 ** Math.min(failures, 30));
-    return exponential + exponential * this.backoff.jitter * this.random();
+    return backoffDelay(this.backoff, failures, this.random);
   }
 
   /** Clears the failure count of `key` (after a successful reconcile). */

@@ -1,4 +1,5 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { backoffDelay } from '../../src/kube/backoff.ts';
 import { WorkQueue } from '../../src/kube/queue.ts';
 
 describe('WorkQueue', () => {
@@ -87,5 +88,20 @@ describe('WorkQueue', () => {
     queue.addAfter('ns/b', 10);
     await vi.advanceTimersByTimeAsync(20);
     expect(await queue.get()).toBeUndefined();
+  });
+});
+
+describe('backoff', () => {
+  const options = { baseDelayMs: 5, maxDelayMs: 1_000, jitter: 0.1 };
+  it.each([
+    [0, 0, 5],
+    [1, 0, 10],
+    [3, 0, 40],
+    [8, 0, 1_000],
+    [40, 0, 1_000],
+    [3, 0.5, 42],
+    [8, 0.999, 1_099.9],
+  ])('retry %i with random %f waits %f ms', (attempt, random, expected) => {
+    expect(backoffDelay(options, attempt, () => random)).toBeCloseTo(expected, 6);
   });
 });
