@@ -33,4 +33,5 @@ COPY --from=build /app/dist ./dist
 # The image's unprivileged user, by number so runAsNonRoot can verify it.
 USER 1000:1000
 ENTRYPOINT ["node"]
+# The operator's Node flags, written here from config/manager/manager.yaml by `npm run generate`.
 CMD ["--optimize-for-size", "--max-semi-space-size=1", "--max-old-space-size=128", "--no-opt", "--no-maglev", "dist/controller/main.js"]

@@ -4,10 +4,10 @@
  * config/manager/manager.yaml (so tests and benchmarks measure what ships).
  */
 import { execFileSync } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { parse } from 'yaml';
+import { operatorArgs } from '../../src/generated-files.ts';
 import { freePort } from './ports.ts';
 import { ManagedProcess, waitUntil } from './process.ts';
 
@@ -45,15 +45,9 @@ export function compileSources(): void {
   );
 }
 
-interface ManagerManifest {
-  spec: { template: { spec: { containers: { name: string; args?: string[] }[] } } };
-}
-
-/** The operator container's arguments to `node`, from the manifest users install. */
+/** The operator container's arguments to `node`, from the manifest users install; the operator must be compiled. */
 export function operatorNodeArgs(): string[] {
-  const manifest = parse(readFileSync(join(repoRoot, 'config', 'manager', 'manager.yaml'), 'utf8')) as ManagerManifest;
-  const args = manifest.spec.template.spec.containers.find((container) => container.name === 'operator')?.args;
-  if (!args) throw new Error('config/manager/manager.yaml: no args on the operator container');
+  const args = operatorArgs();
   const entry = args.at(-1) ?? '';
   if (!existsSync(join(repoRoot, entry))) {
     throw new Error(
