@@ -10,7 +10,7 @@ import { kubectlOk } from '../testbed/harness/kubectl.ts';
 import { compileSources, startOperator } from '../testbed/harness/operator.ts';
 import { kubectlBinary } from '../testbed/harness/prerequisites.ts';
 import { startTestbed } from '../testbed/harness/testbed.ts';
-import { DemoLifetime, step, swapToPostgresql, taskApiEvents } from './demo-steps.ts';
+import { DemoLifetime, eventTable, step, swapToPostgresql } from './demo-steps.ts';
 
 export async function kwokTour(lifetime: DemoLifetime): Promise<void> {
   step('Compiling the operator (src/ to dist/)');
@@ -50,7 +50,7 @@ export async function kwokTour(lifetime: DemoLifetime): Promise<void> {
 
     await swapToPostgresql(k, 'default');
     console.log(`\n${await k(['get', 'taskapis'])}`);
-    console.log(await taskApiEvents(k, 'default'));
+    console.log(await eventTable(kubeconfig, 'default'));
 
     step('kwok only pretends to run the pods here: no task service runs, so no task is created or listed.');
     step('Use the cluster from another terminal (kubectl matching the cluster version is at the path below):');

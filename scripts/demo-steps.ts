@@ -3,6 +3,7 @@
  * lines, the swap watched from kubectl, the TaskApi's Events, and staying up
  * until Ctrl-C with everything stopped on the way out.
  */
+import { taskApiEvents } from '../testbed/harness/kubectl.ts';
 
 export const step = (message: string): void => {
   console.log(`\n==> ${message}`);
@@ -35,19 +36,8 @@ export async function swapToPostgresql(k: Kubectl, namespace: string): Promise<v
 }
 
 /** The TaskApi's Events, oldest first: what `kubectl describe taskapi` shows at its end. */
-export async function taskApiEvents(k: Kubectl, namespace: string): Promise<string> {
-  return k([
-    'get',
-    'events',
-    '-n',
-    namespace,
-    '--field-selector',
-    'involvedObject.kind=TaskApi',
-    '--sort-by=.metadata.resourceVersion',
-    '-o',
-    'custom-columns=TYPE:.type,REASON:.reason,MESSAGE:.message',
-  ]);
-}
+export const eventTable = (kubeconfig: string, namespace: string): Promise<string> =>
+  taskApiEvents(kubeconfig, namespace, 'custom-columns=TYPE:.type,REASON:.reason,MESSAGE:.message');
 
 /**
  * Stops everything registered in `stoppers` (newest first) on Ctrl-C, on

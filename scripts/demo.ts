@@ -19,7 +19,7 @@ import { kubectlOk, portForward } from '../testbed/harness/kubectl.ts';
 import { kubectlBinary } from '../testbed/harness/prerequisites.ts';
 import { waitUntil } from '../testbed/harness/process.ts';
 import { kwokTour } from './demo-kwok.ts';
-import { DemoLifetime, step, swapToPostgresql, taskApiEvents } from './demo-steps.ts';
+import { DemoLifetime, eventTable, step, swapToPostgresql } from './demo-steps.ts';
 
 const lifetime = new DemoLifetime(process.argv.includes('--exit'));
 const started = performance.now();
@@ -109,7 +109,7 @@ async function realChainTour(): Promise<void> {
 
     await swapToPostgresql(k, 'default');
     console.log(`\n${await k(['get', 'taskapis'])}`);
-    console.log(await taskApiEvents(k, 'default'));
+    console.log(await eventTable(kubeconfig, 'default'));
     await k(['rollout', 'status', 'deployment/tasks', '--timeout=180s']);
 
     step('GET /tasks again, now served from PostgreSQL');

@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { stringify } from 'yaml';
 import { spawn } from 'node:child_process';
-import { kubectl, kubectlOk } from '../../testbed/harness/kubectl.ts';
+import { kubectl, kubectlOk, taskApiEvents } from '../../testbed/harness/kubectl.ts';
 import { kubectlBinary } from '../../testbed/harness/prerequisites.ts';
 import { startOperator, type RunningOperator } from '../../testbed/harness/operator.ts';
 import { waitUntil } from '../../testbed/harness/process.ts';
@@ -276,16 +276,7 @@ describe('a TaskApi applied with kubectl', () => {
     ]);
     expect(env).toBe('tasks-state-postgresql');
 
-    const events = await k([
-      'get',
-      'events',
-      '-n',
-      namespace,
-      '--field-selector',
-      'involvedObject.kind=TaskApi',
-      '-o',
-      'jsonpath={range .items[*]}{.reason}{"\\n"}{end}',
-    ]);
+    const events = await taskApiEvents(kubeconfig, namespace, 'jsonpath={range .items[*]}{.reason}{"\\n"}{end}');
     expect(events).toContain('SwapStarted');
     expect(events).toContain('SwapCompleted');
   });

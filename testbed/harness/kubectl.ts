@@ -48,6 +48,20 @@ export async function kubectlOk(kubeconfig: string, args: string[], input?: stri
   return stdoutOf('kubectl', args, await kubectl(kubeconfig, args, input));
 }
 
+/** `kubectl get events` of the TaskApis in `namespace`, oldest first, printed with `output` (`-o`). */
+export const taskApiEvents = (kubeconfig: string, namespace: string, output: string): Promise<string> =>
+  kubectlOk(kubeconfig, [
+    'get',
+    'events',
+    '-n',
+    namespace,
+    '--field-selector',
+    'involvedObject.kind=TaskApi',
+    '--sort-by=.metadata.resourceVersion',
+    '-o',
+    output,
+  ]);
+
 /**
  * Runs helm with its cache, config and data under `home`, so a user's own
  * repositories and plugins never change what the test sees.
