@@ -1,7 +1,8 @@
 /**
  * The notification service: the task service tells it about every completed
  * task through Dapr service invocation. It records what it received (once per
- * event, as Dapr may redeliver) and shows it at GET /notifications.
+ * event, as Dapr may redeliver) and shows the last RECEIVED_WINDOW of them at
+ * GET /notifications: memory stays bounded however long it runs.
  */
 import type { FastifyInstance } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
@@ -13,6 +14,9 @@ import { errorSchema } from './schemas/task.ts';
 import { notificationSchema, type Notification } from './schemas/event.ts';
 
 const notificationListSchema = z.object({ items: z.array(notificationSchema) });
+
+/** How many notifications are kept (and deduplicated); the oldest goes first. */
+export const RECEIVED_WINDOW = 1_000;
 
 export default async function notificationApp(fastify: FastifyInstance): Promise<void> {
   await fastify.register(apiBase, {
@@ -28,6 +32,8 @@ export default async function notificationApp(fastify: FastifyInstance): Promise
     async (request, reply) => {
       if (!received.has(request.body.event_id)) {
         received.set(request.body.event_id, request.body);
+        // A Map keeps insertion order: the first key is the oldest.
+        if (received.size > RECEIVED_WINDOW) received.delete(received.keys().next().value as string);
         request.log.info({ eventId: request.body.event_id, taskId: request.body.task.id }, LOG.notificationRecorded);
       }
       return reply.code(204).send(null);

@@ -99,8 +99,8 @@ describe.each(backends)('task service on state.%s', (backend) => {
     }
   });
 
-  it('indexes every one of 40 concurrent creates, and pages through them in creation order', async () => {
-    const created = await Promise.all(Array.from({ length: 40 }, (_, i) => create(`concurrent ${i}`)));
+  it('indexes every one of 50 concurrent creates, and pages through them in creation order', async () => {
+    const created = await Promise.all(Array.from({ length: 50 }, (_, i) => create(`concurrent ${i}`)));
     const listed = await allTasks(api, 7);
     const listedIds = listed.map((task) => task.id);
     expect(new Set(listedIds).size).toBe(listedIds.length);
@@ -112,6 +112,43 @@ describe.each(backends)('task service on state.%s', (backend) => {
     const completed = await allTasks(api, 5, 'completed');
     expect(completed.map((task) => task.id)).toContain(done.id);
     expect(completed.every((task) => task.status === 'completed')).toBe(true);
+  });
+
+  it('pages across index pages in creation order, and a status filter pages exactly its tasks, in the order they took it', async () => {
+    const before = new Set((await allTasks(api, 100)).map((task) => task.id));
+    // More than two index pages (128 entries each), made in small concurrent groups.
+    const made: Task[] = [];
+    for (let group = 0; group < 30; group++) {
+      made.push(...(await Promise.all(Array.from({ length: 10 }, (_, i) => create(`paged ${group * 10 + i}`)))));
+    }
+    const listed = (await allTasks(api, 37)).filter((task) => !before.has(task.id));
+    expect(listed.map((task) => task.id)).toEqual(made.map((task) => task.id).sort());
+    expect(listed).toHaveLength(300);
+
+    // Every seventh one completed, newest first: the completed listing follows the completions.
+    const completing = made.filter((_, i) => i % 7 === 0).reverse();
+    for (const task of completing) {
+      expect((await api.request('PUT', `/tasks/${task.id}/status`, { status: 'completed' })).status).toBe(200);
+    }
+    const completed = (await allTasks(api, 6, 'completed')).map((task) => task.id);
+    expect(completed.filter((id) => completing.some((task) => task.id === id))).toEqual(
+      completing.map((task) => task.id),
+    );
+    const pending = (await allTasks(api, 50, 'pending')).map((task) => task.id);
+    for (const task of completing) expect(pending).not.toContain(task.id);
+    expect(pending).toContain(made[1]?.id);
+
+    // A deleted task leaves every listing, and the cursor of one listing is refused by another.
+    const gone = made[2];
+    expect((await api.request('DELETE', `/tasks/${gone?.id ?? ''}`)).status).toBe(204);
+    expect((await allTasks(api, 100)).map((task) => task.id)).not.toContain(gone?.id);
+    const firstPage = await api.request<{ next_cursor: string }>('GET', '/tasks?limit=5');
+    const mixed = await api.request<ErrorBody>(
+      'GET',
+      `/tasks?limit=5&status=pending&cursor=${encodeURIComponent(firstPage.body.next_cursor)}`,
+    );
+    expect(mixed.status).toBe(400);
+    expect(mixed.body.field).toBe('cursor');
   });
 
   it('delivers task.created and task.completed to the subscription route; only completed tasks are notified', async () => {

@@ -7,6 +7,7 @@
 import Fastify, { type FastifyInstance } from 'fastify';
 import { afterEach, describe, expect, it } from 'vitest';
 import taskApp from '../../src/service/app.ts';
+import notificationApp, { RECEIVED_WINDOW } from '../../src/service/notification-app.ts';
 import { ServiceError } from '../../src/service/errors.ts';
 import type { EventPublisher, Sidecar, StoredTask, TaskStore } from '../../src/service/ports.ts';
 import type { ListQuery, Task, TaskPage } from '../../src/service/schemas/task.ts';
@@ -183,5 +184,34 @@ describe('the OpenAPI document', () => {
     expect(Object.keys(document.paths['/tasks/{id}/status']?.['put']?.responses ?? {})).toEqual(
       expect.arrayContaining(['200', '400', '404', '409', '503']),
     );
+  });
+});
+
+describe('the notification service', () => {
+  it(`keeps the last ${RECEIVED_WINDOW} notifications, each once however often Dapr delivers it`, async () => {
+    app = Fastify({ logger: false });
+    await app.register(notificationApp);
+    await app.ready();
+    const service = app;
+    const task = (n: number): Task => ({
+      id: `01a23000-0000-7000-8000-${String(n).padStart(12, '0')}`,
+      title: `t${n}`,
+      description: '',
+      status: 'completed',
+      priority: 1,
+      created_at: '2026-12-01T00:00:00.000Z',
+      updated_at: '2026-12-01T00:00:00.000Z',
+    });
+    const notify = (n: number) =>
+      service.inject({ method: 'POST', url: '/notifications', payload: { event_id: `evt-${n}`, task: task(n) } });
+    expect((await notify(0)).statusCode).toBe(204);
+    expect((await notify(0)).statusCode).toBe(204);
+    for (let n = 1; n <= RECEIVED_WINDOW + 5; n++) await notify(n);
+    const { items } = (await service.inject({ method: 'GET', url: '/notifications' })).json<{
+      items: { event_id: string }[];
+    }>();
+    expect(items).toHaveLength(RECEIVED_WINDOW);
+    expect(items[0]?.event_id).toBe('evt-6');
+    expect(items.at(-1)?.event_id).toBe(`evt-${RECEIVED_WINDOW + 5}`);
   });
 });

@@ -5,8 +5,21 @@ import { EventCounters } from '../../src/service/event-counters.ts';
 import { classifyDelivery, taskEvent } from '../../src/service/events.ts';
 import { fieldOf } from '../../src/service/plugins/errors.ts';
 import { createTaskSchema, taskIdSchema, type Task } from '../../src/service/schemas/task.ts';
-import { bucketOf, idsAfter, INDEX_BUCKETS, withId, withoutId } from '../../src/service/task-index.ts';
-import { completes, newTask, uuidV7, withStatus } from '../../src/service/tasks.ts';
+import {
+  appendIds,
+  asPage,
+  clearSlot,
+  decodeCursor,
+  encodeCursor,
+  entriesFrom,
+  entryCounts,
+  isFull,
+  PAGE_SIZE,
+  pageKey,
+  statusChain,
+  taskKey,
+} from '../../src/service/task-index.ts';
+import { completes, MonotonicIds, newTask, uuidV7, withStatus } from '../../src/service/tasks.ts';
 
 const random = (seed: number): Uint8Array => Uint8Array.from({ length: 10 }, (_, i) => (seed * 31 + i * 17) % 256);
 const task: Task = newTask(
@@ -27,32 +40,108 @@ describe('task ids', () => {
   });
 });
 
-describe('id index', () => {
-  it('spreads ids over every bucket', () => {
-    const ids = Array.from({ length: 2000 }, (_, i) => uuidV7(1_700_000_000_000 + i, random(i)));
-    const counts = new Array<number>(INDEX_BUCKETS).fill(0);
-    for (const id of ids) counts[bucketOf(id)] = (counts[bucketOf(id)] ?? 0) + 1;
-    for (const count of counts) expect(count).toBeGreaterThan(2000 / INDEX_BUCKETS / 2);
+describe('monotonic task ids', () => {
+  it('only go up within a millisecond and when the clock steps back, and stay valid UUIDv7s', () => {
+    const ids = new MonotonicIds();
+    const made = [
+      ids.next(1_700_000_000_000, random(5)),
+      ids.next(1_700_000_000_000, random(1)),
+      ids.next(1_700_000_000_000, random(9)),
+      ids.next(1_699_999_999_000, random(2)),
+      ids.next(1_700_000_000_001, random(0)),
+    ];
+    expect([...made].sort()).toEqual(made);
+    expect(new Set(made).size).toBe(made.length);
+    for (const id of made) {
+      expect(taskIdSchema.safeParse(id).success).toBe(true);
+      expect(id[14]).toBe('7');
+      expect('89ab').toContain(id[19]);
+    }
+    // The clock went back: the id keeps the last millisecond it saw.
+    expect(made[3]?.slice(0, 13)).toBe(made[2]?.slice(0, 13));
   });
 
-  it('puts an id in the same bucket in every process and version (stored data depends on it)', () => {
-    expect(
-      [
-        '01a2310b-2dec-7187-b94a-2332a802a574',
-        '01a2310b-2e1e-7a25-87b3-2fef2c3a50ff',
-        '01a2310b-2e31-7a98-a75c-ef803a0c7a33',
-        '00000000-0000-7000-8000-000000000000',
-        'ffffffff-ffff-7fff-bfff-ffffffffffff',
-      ].map(bucketOf),
-    ).toEqual([2, 12, 13, 14, 8]);
+  it('runs past a full millisecond into the next one rather than wrap', () => {
+    const ids = new MonotonicIds();
+    const top = new Uint8Array(10).fill(0xff);
+    const first = ids.next(1_700_000_000_000, top);
+    const second = ids.next(1_700_000_000_000, top);
+    expect(second > first).toBe(true);
+    expect(second.slice(0, 13)).not.toBe(first.slice(0, 13));
+  });
+});
+
+describe('the task index', () => {
+  const ids = (count: number, from = 0) => Array.from({ length: count }, (_, i) => `id-${from + i}`);
+
+  it('appends to a page up to its size, keeps a retried id in its slot, and hands back what does not fit', () => {
+    const first = appendIds({ slots: [] }, ['a', 'b']);
+    expect(first.page.slots).toEqual(['a', 'b']);
+    expect([...first.slots]).toEqual([
+      ['a', 0],
+      ['b', 1],
+    ]);
+    const retried = appendIds(first.page, ['b', 'c']);
+    expect(retried.page.slots).toEqual(['a', 'b', 'c']);
+    expect(retried.slots.get('b')).toBe(1);
+    const nearlyFull = { slots: ids(PAGE_SIZE - 1) };
+    const overflow = appendIds(nearlyFull, ['x', 'y', 'z']);
+    expect(overflow.page.slots).toHaveLength(PAGE_SIZE);
+    expect(overflow.slots.get('x')).toBe(PAGE_SIZE - 1);
+    expect(overflow.rest).toEqual(['y', 'z']);
+    expect(isFull(overflow.page)).toBe(true);
   });
 
-  it('adds and removes ids idempotently, and pages after a cursor in id order', () => {
-    const bucket = withId(withId({ ids: ['b'] }, 'a'), 'a');
-    expect(bucket.ids).toEqual(['b', 'a']);
-    expect(withoutId(withoutId(bucket, 'a'), 'a').ids).toEqual(['b']);
-    expect(idsAfter([{ ids: ['c', 'a'] }, { ids: ['d', 'b'] }], undefined)).toEqual(['a', 'b', 'c', 'd']);
-    expect(idsAfter([{ ids: ['c', 'a'] }, { ids: ['d', 'b'] }], 'b')).toEqual(['c', 'd']);
+  it('clears a slot only while it holds the id, leaving every other slot where it was', () => {
+    const page = { slots: ['a', 'b', 'c'] };
+    expect(clearSlot(page, 1, 'b').slots).toEqual(['a', null, 'c']);
+    expect(clearSlot(page, 1, 'x')).toBe(page);
+    expect(asPage({ slots: ['a', null, 7] }).slots).toEqual(['a', null, null]);
+    expect(asPage(undefined).slots).toEqual([]);
+  });
+
+  it('reads entries from a position, skipping cleared slots, and says where the next read starts', () => {
+    const page = { slots: ['a', null, 'c', 'd'] };
+    expect(entriesFrom(page, 3, 1)).toEqual({
+      entries: [
+        { id: 'c', position: { page: 3, slot: 2 } },
+        { id: 'd', position: { page: 3, slot: 3 } },
+      ],
+      next: { page: 3, slot: 4 },
+    });
+    expect(entriesFrom({ slots: ids(PAGE_SIZE) }, 3, PAGE_SIZE).next).toEqual({ page: 4, slot: 0 });
+  });
+
+  it('counts an entry only where its document points back at it, in the chain of its status', () => {
+    const document = { task, version: 2, listed: { page: 0, slot: 5 }, byStatus: { page: 1, slot: 0 } };
+    expect(entryCounts(document, 'all', { page: 0, slot: 5 })).toBe(true);
+    expect(entryCounts(document, 'all', { page: 0, slot: 6 })).toBe(false);
+    expect(entryCounts(document, statusChain('pending'), { page: 1, slot: 0 })).toBe(true);
+    // The task moved on to another status: its old status entry no longer counts.
+    expect(entryCounts(document, statusChain('completed'), { page: 1, slot: 0 })).toBe(false);
+  });
+
+  it('hands out cursors it can read back, and refuses others', () => {
+    const cursor = { chain: statusChain('in_progress'), page: 12, slot: 40 };
+    expect(encodeCursor(cursor)).toBe('status-in_progress.12.40');
+    expect(decodeCursor(encodeCursor(cursor))).toEqual(cursor);
+    expect(decodeCursor('all.0.0')).toEqual({ chain: 'all', page: 0, slot: 0 });
+    for (const bad of [
+      '',
+      'all.1',
+      'status-done.1.1',
+      'all.-1.0',
+      `all.1.${PAGE_SIZE + 1}`,
+      '01a2310b-2dec-7187-b94a-2332a802a574',
+    ]) {
+      expect(decodeCursor(bad)).toBeUndefined();
+    }
+  });
+
+  it('keeps the stored layout: these keys are in every store already written', () => {
+    expect(taskKey('01a2310b-2dec-7187-b94a-2332a802a574')).toBe('task|01a2310b-2dec-7187-b94a-2332a802a574');
+    expect(pageKey('all', 3)).toBe('task-index|all|3');
+    expect(pageKey(statusChain('completed'), 0)).toBe('task-index|status-completed|0');
   });
 });
 

@@ -1,23 +1,36 @@
 /**
- * TaskStore on a Dapr state store: task documents plus the bucketed id index
- * (task-index.ts), written together in Dapr state transactions.
+ * TaskStore on a Dapr state store: task documents and the index chains of
+ * task-index.ts, through Dapr's state API alone.
+ *
+ * Writes go entry first, document second (see task-index.ts), so no multi-key
+ * transaction is needed: Dapr's Redis store runs one as MULTI/EXEC, where a
+ * failed ETag check does not undo the rest, and the design does not rely on
+ * it. Appends to a chain are group-committed: while one page write is in
+ * flight, the appends that arrive meanwhile wait and go in the next write
+ * together, so concurrent creates cost one page write per batch, not each.
  */
 import { StateConcurrencyEnum, StateConsistencyEnum, type DaprClient } from '@dapr/dapr';
-import type { OperationType } from '@dapr/dapr/types/Operation.type.js';
 import { isServiceError, ServiceError } from '../errors.ts';
 import { KeyedQueue } from '../keyed-queue.ts';
 import type { StoredTask, TaskStore } from '../ports.ts';
 import { taskSchema, type ListQuery, type Task, type TaskPage } from '../schemas/task.ts';
 import {
-  allBucketKeys,
-  asBucket,
-  bucketKey,
-  bucketOf,
-  idsAfter,
+  appendIds,
+  asPage,
+  clearSlot,
+  decodeCursor,
+  encodeCursor,
+  entriesFrom,
+  entryCounts,
+  isFull,
+  LIST_MAX_PAGES,
+  pageKey,
+  statusChain,
   taskKey,
-  withId,
-  withoutId,
-  type IndexBucket,
+  type Chain,
+  type IndexPage,
+  type Position,
+  type TaskDocument,
 } from '../task-index.ts';
 import { callDapr } from './client.ts';
 
@@ -28,26 +41,26 @@ interface StateItem {
   etag: string | undefined;
 }
 
-/** How often a create or delete re-reads its index bucket after losing a race for it before giving up with a 503. */
-const INDEX_ATTEMPTS = 8;
+/** How often a page write re-reads the page after losing a race for it before giving up with a 503. */
+const PAGE_ATTEMPTS = 8;
 const FIRST_WRITE = {
   concurrency: StateConcurrencyEnum.CONCURRENCY_FIRST_WRITE,
   // The store's default: Redis' "strong" would add a WAIT for replicas on every write.
   consistency: StateConsistencyEnum.CONSISTENCY_UNSPECIFIED,
 };
 
-/**
- * The SDK types a transaction's ETag as `{ value }`, but daprd's HTTP API takes
- * a plain string (an object is refused): this is the one place that bridges them.
- */
-function etagField(etag: string): Pick<OperationType['request'], 'etag'> {
-  return { etag: etag as unknown as OperationType['request']['etag'] };
-}
+/** The key of a chain's tail hint: the page appends last went to (only ever a hint; pages tell). */
+const tailKey = (chain: Chain): string => `task-index|${chain}|tail`;
+
+const documentSchemaVersion = (value: unknown): value is TaskDocument =>
+  typeof value === 'object' && value !== null && 'task' in value && 'version' in value && 'listed' in value;
 
 export class DaprTaskStore implements TaskStore {
   private readonly client: DaprClient;
   private readonly storeName: string;
-  private readonly bucketWrites = new KeyedQueue();
+  /** One write at a time per page in this process: it never races itself for a page's ETag. */
+  private readonly pageWrites = new KeyedQueue();
+  private readonly appenders = new Map<Chain, ChainAppender>();
 
   constructor(client: DaprClient, storeName: string) {
     this.client = client;
@@ -58,7 +71,8 @@ export class DaprTaskStore implements TaskStore {
    * Reads keys with their ETags (the SDK's `get` drops the ETag; `getBulk` keeps
    * it), in the order asked for: daprd answers a bulk get in completion order.
    */
-  private async read(keys: string[]): Promise<StateItem[]> {
+  async read(keys: string[]): Promise<StateItem[]> {
+    if (keys.length === 0) return [];
     const items = await callDapr('state get', () =>
       this.client.state.getBulk(this.storeName, keys, { parallelism: keys.length }),
     );
@@ -74,125 +88,241 @@ export class DaprTaskStore implements TaskStore {
     return keys.map((key) => byKey.get(key) ?? { key, value: undefined, etag: undefined });
   }
 
-  async get(id: string): Promise<StoredTask | undefined> {
-    const [item] = await this.read([taskKey(id)]);
-    return item && storedTask(item);
-  }
-
-  async replace(task: Task, etag: string): Promise<void> {
+  /** Saves `value` at `key` if it still has `etag`, or only if it does not exist yet (no etag). */
+  async write(key: string, value: unknown, etag: string | undefined): Promise<void> {
     await callDapr('state save', () =>
-      this.client.state.save(this.storeName, [{ key: taskKey(task.id), value: task, etag, options: FIRST_WRITE }]),
+      this.client.state.save(this.storeName, [
+        { key, value, ...(etag === undefined ? {} : { etag }), options: FIRST_WRITE },
+      ]),
     );
-  }
-
-  async create(task: Task): Promise<void> {
-    await this.changeIndexed(task.id, (bucket) => withId(bucket, task.id), {
-      operation: 'upsert',
-      request: { key: taskKey(task.id), value: task },
-    });
-  }
-
-  async delete(id: string): Promise<Task | undefined> {
-    const stored = await this.get(id);
-    // Even when the document is gone, a stale index entry (see changeIndexed) is removed.
-    await this.changeIndexed(id, (bucket) => withoutId(bucket, id), {
-      operation: 'delete',
-      request: { key: taskKey(id) },
-    });
-    return stored?.task;
   }
 
   /**
-   * Applies `taskOperation` and the matching change to the id's index bucket in
-   * one transaction, the bucket guarded by its ETag. A lost race re-reads the
-   * bucket and tries again. The task operation is idempotent on purpose: Dapr's
-   * Redis store runs a transaction as MULTI/EXEC, where a failed ETag check does
-   * not undo the other operations, so the retry must be able to repeat them.
+   * Changes a page with `change` under its ETag, one write at a time per page in
+   * this process; a lost race (another replica) re-reads and tries again.
+   * `change` returns the page it was given when there is nothing to write.
    */
-  private changeIndexed(
-    id: string,
-    change: (bucket: IndexBucket) => IndexBucket,
-    taskOperation: OperationType,
-  ): Promise<void> {
-    const key = bucketKey(bucketOf(id));
-    return this.bucketWrites.run(key, () => this.changeBucket(key, change, taskOperation));
+  changePage<T>(
+    chain: Chain,
+    page: number,
+    change: (current: IndexPage) => { page: IndexPage; result: T },
+  ): Promise<T> {
+    const key = pageKey(chain, page);
+    return this.pageWrites.run(key, async () => {
+      for (let attempt = 1; attempt <= PAGE_ATTEMPTS; attempt++) {
+        const [item] = await this.read([key]);
+        const current = asPage(item?.value);
+        const { page: next, result } = change(current);
+        if (next === current) return result;
+        try {
+          await this.write(key, next, item?.etag);
+          return result;
+        } catch (error) {
+          // A lost race shows as 409, or as a generic failure on some stores: a changed page tells.
+          if (!isServiceError(error, 'store_unavailable') && !isServiceError(error, 'etag_mismatch')) throw error;
+          const [now] = await this.read([key]);
+          if (now?.etag === item?.etag) throw error;
+          await backoff(attempt);
+        }
+      }
+      throw new ServiceError(
+        'index_contention',
+        `index page ${key} kept changing; gave up after ${PAGE_ATTEMPTS} tries`,
+      );
+    });
   }
 
-  private async changeBucket(
-    key: string,
-    change: (bucket: IndexBucket) => IndexBucket,
-    taskOperation: OperationType,
-  ): Promise<void> {
-    for (let attempt = 1; attempt <= INDEX_ATTEMPTS; attempt++) {
-      const bucket = await this.existingBucket(key);
-      const operations: OperationType[] = [
-        taskOperation,
-        {
-          operation: 'upsert',
-          request: { key, value: change(asBucket(bucket.value)), ...etagField(bucket.etag), options: FIRST_WRITE },
-        },
-      ];
-      try {
-        await callDapr('state transaction', () => this.client.state.transaction(this.storeName, operations));
-        return;
-      } catch (error) {
-        // daprd reports a transaction's ETag mismatch as a generic 500 on some stores: a changed bucket tells.
-        if (!isServiceError(error, 'store_unavailable') && !isServiceError(error, 'etag_mismatch')) throw error;
-        const [now] = await this.read([key]);
-        if (now?.etag === bucket.etag) throw error;
-        await backoff(attempt);
-      }
+  private appender(chain: Chain): ChainAppender {
+    let appender = this.appenders.get(chain);
+    if (!appender) this.appenders.set(chain, (appender = new ChainAppender(this, chain)));
+    return appender;
+  }
+
+  async get(id: string): Promise<StoredTask | undefined> {
+    const [item] = await this.read([taskKey(id)]);
+    const document = item && storedDocument(item);
+    return document && { task: document.task, etag: String(document.version) };
+  }
+
+  async create(task: Task): Promise<void> {
+    const [listed, byStatus] = await Promise.all([
+      this.appender('all').append(task.id),
+      this.appender(statusChain(task.status)).append(task.id),
+    ]);
+    const document: TaskDocument = { task, version: 1, listed, byStatus };
+    // Insert-only: a new id's document cannot exist yet.
+    await this.write(taskKey(task.id), document, undefined);
+  }
+
+  async replace(task: Task, etag: string): Promise<void> {
+    const [item] = await this.read([taskKey(task.id)]);
+    const current = item && storedDocument(item);
+    if (!current || String(current.version) !== etag || item.etag === undefined) {
+      throw new ServiceError('etag_mismatch', `task ${task.id} changed since it was read`);
     }
-    throw new ServiceError(
-      'index_contention',
-      `index bucket ${key} kept changing; gave up after ${INDEX_ATTEMPTS} tries`,
-    );
+    const moves = current.task.status !== task.status;
+    const byStatus = moves ? await this.appender(statusChain(task.status)).append(task.id) : current.byStatus;
+    await this.write(taskKey(task.id), { ...current, task, version: current.version + 1, byStatus }, item.etag);
+    if (moves) await this.clearEntry(statusChain(current.task.status), current.byStatus, task.id);
   }
 
-  /** The bucket with its ETag, created empty (insert-only) on first use so that every later write can be guarded. */
-  private async existingBucket(key: string): Promise<StateItem & { etag: string }> {
-    for (;;) {
-      const [item] = await this.read([key]);
-      if (item?.etag !== undefined) return { ...item, etag: item.etag };
-      try {
-        // first-write without an ETag is insert-only on both stores; losing that race is fine.
-        await callDapr('state save', () =>
-          this.client.state.save(this.storeName, [{ key, value: { ids: [] }, options: FIRST_WRITE }]),
-        );
-      } catch (error) {
-        if (!isServiceError(error, 'etag_mismatch') && !isServiceError(error, 'store_unavailable')) throw error;
-      }
+  async delete(id: string): Promise<Task | undefined> {
+    const [item] = await this.read([taskKey(id)]);
+    const current = item && storedDocument(item);
+    if (!current || item.etag === undefined) return undefined;
+    const { etag } = item;
+    await callDapr('state delete', () =>
+      this.client.state.delete(this.storeName, taskKey(id), { etag, concurrency: FIRST_WRITE.concurrency }),
+    );
+    await Promise.all([
+      this.clearEntry('all', current.listed, id),
+      this.clearEntry(statusChain(current.task.status), current.byStatus, id),
+    ]);
+    return current.task;
+  }
+
+  /** Clears an entry its document left. Best effort: an entry no document points at does not count anyway. */
+  private async clearEntry(chain: Chain, position: Position, id: string): Promise<void> {
+    try {
+      await this.changePage(chain, position.page, (page) => ({
+        page: clearSlot(page, position.slot, id),
+        result: undefined,
+      }));
+    } catch {
+      // Left for the next list to skip.
     }
   }
 
   async list(query: ListQuery): Promise<TaskPage> {
-    const buckets = (await this.read(allBucketKeys())).map((item) => asBucket(item.value));
-    const candidates = idsAfter(buckets, query.cursor);
-    const items: Task[] = [];
-    let position = 0;
-    // Read pages of documents until the page is full: a status filter may skip many.
-    while (items.length < query.limit && position < candidates.length) {
-      const ids = candidates.slice(position, position + query.limit);
-      const documents = await this.read(ids.map(taskKey));
-      for (const item of documents) {
-        position++;
-        const stored = storedTask(item);
-        // An id without a document is a create or delete still in flight: not listed.
-        if (stored && (query.status === undefined || stored.task.status === query.status)) items.push(stored.task);
-        if (items.length === query.limit) break;
+    const chain: Chain = query.status === undefined ? 'all' : statusChain(query.status);
+    let position: Position = { page: 0, slot: 0 };
+    if (query.cursor !== undefined) {
+      const cursor = decodeCursor(query.cursor);
+      if (cursor?.chain !== chain) {
+        throw new ServiceError('validation_failed', 'cursor: not a next_cursor of this listing (same ?status=)', {
+          field: 'cursor',
+        });
       }
+      position = cursor;
     }
-    const last = items.at(-1);
-    return { items, next_cursor: position < candidates.length && last ? last.id : null };
+    const items: Task[] = [];
+    for (let pages = 0; pages < LIST_MAX_PAGES && items.length < query.limit; pages++) {
+      const [item] = await this.read([pageKey(chain, position.page)]);
+      const page = asPage(item?.value);
+      const { entries, next } = entriesFrom(page, position.page, position.slot);
+      const documents = await this.read(entries.map((entry) => taskKey(entry.id)));
+      let consumed = next;
+      for (const [index, entry] of entries.entries()) {
+        const document = documents[index] && storedDocument(documents[index]);
+        if (document && entryCounts(document, chain, entry.position)) items.push(document.task);
+        if (items.length === query.limit) {
+          consumed = afterPosition(entry.position);
+          break;
+        }
+      }
+      position = consumed;
+      // The chain's last page, read to its end: nothing more until new tasks come.
+      if (!isFull(page) && items.length < query.limit) return { items, next_cursor: null };
+    }
+    return { items, next_cursor: encodeCursor({ chain, ...position }) };
   }
 }
 
-function storedTask(item: StateItem): StoredTask | undefined {
-  if (item.etag === undefined) return undefined;
-  return { task: taskSchema.parse(item.value), etag: item.etag };
+/** The position after `position`. */
+const afterPosition = (position: Position): Position => ({ page: position.page, slot: position.slot + 1 });
+
+/**
+ * Appends ids to the last page of one chain, group-committed: one page write
+ * takes every id waiting for it (up to the page's room; the rest go to the
+ * next page).
+ */
+class ChainAppender {
+  private readonly store: DaprTaskStore;
+  private readonly chain: Chain;
+  private waiting: { id: string; resolve: (position: Position) => void; reject: (error: unknown) => void }[] = [];
+  private draining = false;
+  /** The page appends go to, as last seen; read from the tail hint on first use. */
+  private tail: number | undefined;
+
+  constructor(store: DaprTaskStore, chain: Chain) {
+    this.store = store;
+    this.chain = chain;
+  }
+
+  append(id: string): Promise<Position> {
+    return new Promise((resolve, reject) => {
+      this.waiting.push({ id, resolve, reject });
+      if (!this.draining) void this.drain();
+    });
+  }
+
+  private async drain(): Promise<void> {
+    this.draining = true;
+    while (this.waiting.length > 0) {
+      const batch = this.waiting;
+      this.waiting = [];
+      try {
+        const positions = await this.commit(batch.map((entry) => entry.id));
+        for (const entry of batch) entry.resolve(positions.get(entry.id) as Position);
+      } catch (error) {
+        for (const entry of batch) entry.reject(error);
+      }
+    }
+    this.draining = false;
+  }
+
+  /** Places `ids` on the chain's last page (the next ones when it fills), one page write per page. */
+  private async commit(ids: string[]): Promise<Map<string, Position>> {
+    const positions = new Map<string, Position>();
+    let todo = ids;
+    let page = (this.tail ??= await this.tailHint());
+    while (todo.length > 0) {
+      const { placed, rest } = await this.store.changePage(this.chain, page, (current) => {
+        const appended = appendIds(current, todo);
+        const changed = [...appended.slots.values()].some((slot) => slot >= current.slots.length);
+        return { page: changed ? appended.page : current, result: { placed: appended.slots, rest: appended.rest } };
+      });
+      for (const [id, slot] of placed) positions.set(id, { page, slot });
+      todo = rest;
+      if (todo.length > 0) {
+        page += 1;
+        this.tail = page;
+        await this.moveHint(page);
+      }
+    }
+    return positions;
+  }
+
+  /** Where the chain's appends went last, by any replica (0 for a new chain). */
+  private async tailHint(): Promise<number> {
+    const [hint] = await this.store.read([tailKey(this.chain)]);
+    const page = (hint?.value as { page?: unknown } | undefined)?.page;
+    return typeof page === 'number' ? page : 0;
+  }
+
+  /**
+   * Moves the hint forward. Best effort, and only a hint: a replica starting from
+   * a stale one reads a few full pages more, nothing worse.
+   */
+  private async moveHint(page: number): Promise<void> {
+    try {
+      const [hint] = await this.store.read([tailKey(this.chain)]);
+      const known = (hint?.value as { page?: unknown } | undefined)?.page;
+      if (typeof known === 'number' && known >= page) return;
+      await this.store.write(tailKey(this.chain), { page }, hint?.etag);
+    } catch {
+      // Another replica moved it first, or the store hiccuped: the pages still tell.
+    }
+  }
 }
 
-/** Jittered, growing pause between index retries, so racing writers spread out. */
+function storedDocument(item: StateItem): TaskDocument | undefined {
+  if (item.etag === undefined || !documentSchemaVersion(item.value)) return undefined;
+  const document = item.value;
+  return { ...document, task: taskSchema.parse(document.task) };
+}
+
+/** Jittered, growing pause between retries, so racing writers spread out. */
 function backoff(attempt: number): Promise<void> {
   const ms = Math.random() * 5 * 2 ** Math.min(attempt, 6);
   return new Promise((resolve) => setTimeout(resolve, ms));

@@ -20,7 +20,7 @@ import {
   type Task,
 } from '../schemas/task.ts';
 import type { StartupGate } from '../startup.ts';
-import { completes, newTask, uuidV7, withStatus } from '../tasks.ts';
+import { completes, MonotonicIds, newTask, withStatus } from '../tasks.ts';
 
 export interface TaskRoutesOptions {
   store: TaskStore;
@@ -63,6 +63,7 @@ export default function taskRoutes(fastify: FastifyInstance, options: TaskRoutes
   const { store, events, gate } = options;
   const app = fastify.withTypeProvider<ZodTypeProvider>();
   const authorize = requireToken(gate);
+  const ids = new MonotonicIds();
 
   // eslint-disable-next-line @typescript-eslint/require-await -- Fastify runs async hooks without a done callback.
   app.addHook('onRequest', async () => {
@@ -82,7 +83,7 @@ export default function taskRoutes(fastify: FastifyInstance, options: TaskRoutes
     },
     async (request, reply) => {
       const now = new Date();
-      const task = newTask(request.body, uuidV7(now.getTime(), randomBytes(10)), now);
+      const task = newTask(request.body, ids.next(now.getTime(), randomBytes(10)), now);
       await store.create(task);
       await announce(events, 'task.created', task, request.log);
       return reply.code(201).header('location', `/tasks/${task.id}`).send(task);
@@ -103,7 +104,7 @@ export default function taskRoutes(fastify: FastifyInstance, options: TaskRoutes
     '/tasks',
     {
       schema: {
-        summary: 'List tasks, oldest first, a page at a time',
+        summary: 'List tasks, oldest first (with ?status=, in the order they took it), a page at a time',
         querystring: listQuerySchema,
         response: { 200: taskPageSchema, ...errors },
       },

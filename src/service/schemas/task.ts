@@ -43,7 +43,7 @@ export const taskParamsSchema = z.strictObject({ id: taskIdSchema });
 
 export const listQuerySchema = z.strictObject({
   limit: z.coerce.number().int().min(1).max(100).default(20).describe('Page size, 1 to 100.'),
-  cursor: taskIdSchema.optional().describe('next_cursor of the previous page.'),
+  cursor: z.string().min(1).max(64).optional().describe('next_cursor of the previous page (opaque).'),
   status: taskStatusSchema.optional().describe('Only tasks with this status.'),
 });
 export type ListQuery = z.infer<typeof listQuerySchema>;
@@ -51,7 +51,12 @@ export type ListQuery = z.infer<typeof listQuerySchema>;
 export const taskPageSchema = z
   .object({
     items: z.array(taskSchema),
-    next_cursor: taskIdSchema.nullable().describe('Pass as cursor for the next page; null on the last page.'),
+    next_cursor: z
+      .string()
+      .nullable()
+      .describe(
+        'Pass as cursor for the next page; null once the listing reached its end. A page may hold fewer than limit tasks and still have a next one.',
+      ),
   })
   .meta({ id: 'TaskPage' });
 export type TaskPage = z.infer<typeof taskPageSchema>;
