@@ -10,6 +10,7 @@
  * together, so concurrent creates cost one page write per batch, not each.
  */
 import { StateConcurrencyEnum, StateConsistencyEnum, type DaprClient } from '@dapr/dapr';
+import type { OperationType } from '@dapr/dapr/types/Operation.type.js';
 import { isServiceError, ServiceError } from '../errors.ts';
 import { KeyedQueue } from '../keyed-queue.ts';
 import type { StoredTask, TaskStore } from '../ports.ts';
@@ -49,6 +50,14 @@ const FIRST_WRITE = {
   consistency: StateConsistencyEnum.CONSISTENCY_UNSPECIFIED,
 };
 
+/**
+ * The SDK types a transaction's ETag as `{ value }`, but daprd's HTTP API takes
+ * a plain string (an object is refused): this is the one place that bridges them.
+ */
+function etagField(etag: string): Pick<OperationType['request'], 'etag'> {
+  return { etag: etag as unknown as OperationType['request']['etag'] };
+}
+
 /** The key of a chain's tail hint: the page appends last went to (only ever a hint; pages tell). */
 const tailKey = (chain: Chain): string => `task-index|${chain}|tail`;
 
@@ -60,7 +69,7 @@ export class DaprTaskStore implements TaskStore {
   private readonly storeName: string;
   /** One write at a time per page in this process: it never races itself for a page's ETag. */
   private readonly pageWrites = new KeyedQueue();
-  private readonly appenders = new Map<Chain, ChainAppender>();
+  private readonly index = new IndexWriter(this);
 
   constructor(client: DaprClient, storeName: string) {
     this.client = client;
@@ -132,22 +141,36 @@ export class DaprTaskStore implements TaskStore {
     });
   }
 
-  private appender(chain: Chain): ChainAppender {
-    let appender = this.appenders.get(chain);
-    if (!appender) this.appenders.set(chain, (appender = new ChainAppender(this, chain)));
-    return appender;
+  /**
+   * Writes several keys, each under its ETag (or insert-only without one): one
+   * save for one key, one state transaction for more. A failure may leave some
+   * written on Redis (its transactions do not roll back): callers re-read.
+   */
+  async writeAll(writes: { key: string; value: unknown; etag: string | undefined }[]): Promise<void> {
+    const [only] = writes;
+    if (writes.length === 0) return;
+    if (writes.length === 1 && only) {
+      await this.write(only.key, only.value, only.etag);
+      return;
+    }
+    const operations: OperationType[] = writes.map(({ key, value, etag }) => ({
+      operation: 'upsert',
+      request: { key, value, ...(etag === undefined ? {} : etagField(etag)), options: FIRST_WRITE },
+    }));
+    await callDapr('state transaction', () => this.client.state.transaction(this.storeName, operations));
   }
 
+  /** One key read: the ETag clients see is the document's version, so the store's is not needed here. */
   async get(id: string): Promise<StoredTask | undefined> {
-    const [item] = await this.read([taskKey(id)]);
-    const document = item && storedDocument(item);
-    return document && { task: document.task, etag: String(document.version) };
+    const value = await callDapr('state get', () => this.client.state.get(this.storeName, taskKey(id)));
+    if (!documentSchemaVersion(value)) return undefined;
+    return { task: taskSchema.parse(value.task), etag: String(value.version) };
   }
 
   async create(task: Task): Promise<void> {
     const [listed, byStatus] = await Promise.all([
-      this.appender('all').append(task.id),
-      this.appender(statusChain(task.status)).append(task.id),
+      this.index.append('all', task.id),
+      this.index.append(statusChain(task.status), task.id),
     ]);
     const document: TaskDocument = { task, version: 1, listed, byStatus };
     // Insert-only: a new id's document cannot exist yet.
@@ -161,7 +184,7 @@ export class DaprTaskStore implements TaskStore {
       throw new ServiceError('etag_mismatch', `task ${task.id} changed since it was read`);
     }
     const moves = current.task.status !== task.status;
-    const byStatus = moves ? await this.appender(statusChain(task.status)).append(task.id) : current.byStatus;
+    const byStatus = moves ? await this.index.append(statusChain(task.status), task.id) : current.byStatus;
     await this.write(taskKey(task.id), { ...current, task, version: current.version + 1, byStatus }, item.etag);
     if (moves) await this.clearEntry(statusChain(current.task.status), current.byStatus, task.id);
   }
@@ -231,27 +254,34 @@ export class DaprTaskStore implements TaskStore {
 /** The position after `position`. */
 const afterPosition = (position: Position): Position => ({ page: position.page, slot: position.slot + 1 });
 
-/**
- * Appends ids to the last page of one chain, group-committed: one page write
- * takes every id waiting for it (up to the page's room; the rest go to the
- * next page).
- */
-class ChainAppender {
-  private readonly store: DaprTaskStore;
-  private readonly chain: Chain;
-  private waiting: { id: string; resolve: (position: Position) => void; reject: (error: unknown) => void }[] = [];
-  private draining = false;
-  /** The page appends go to, as last seen; read from the tail hint on first use. */
-  private tail: number | undefined;
+/** An id waiting to join a chain. */
+interface PendingAppend {
+  chain: Chain;
+  id: string;
+  resolve: (position: Position) => void;
+  reject: (error: unknown) => void;
+}
 
-  constructor(store: DaprTaskStore, chain: Chain) {
+/**
+ * Appends ids to the last pages of their chains, group-committed: the appends
+ * that wait while one commit is in flight go together in the next, which reads
+ * every page it needs in one bulk get and writes every page it changed in one
+ * state transaction, each page under its ETag.
+ */
+class IndexWriter {
+  private readonly store: DaprTaskStore;
+  private waiting: PendingAppend[] = [];
+  private draining = false;
+  /** Per chain, the page appends go to, as last seen; read from the tail hint on first use. */
+  private readonly tails = new Map<Chain, number>();
+
+  constructor(store: DaprTaskStore) {
     this.store = store;
-    this.chain = chain;
   }
 
-  append(id: string): Promise<Position> {
+  append(chain: Chain, id: string): Promise<Position> {
     return new Promise((resolve, reject) => {
-      this.waiting.push({ id, resolve, reject });
+      this.waiting.push({ chain, id, resolve, reject });
       if (!this.draining) void this.drain();
     });
   }
@@ -262,8 +292,8 @@ class ChainAppender {
       const batch = this.waiting;
       this.waiting = [];
       try {
-        const positions = await this.commit(batch.map((entry) => entry.id));
-        for (const entry of batch) entry.resolve(positions.get(entry.id) as Position);
+        const positions = await this.commit(batch);
+        for (const entry of batch) entry.resolve(positions.get(`${entry.chain} ${entry.id}`) as Position);
       } catch (error) {
         for (const entry of batch) entry.reject(error);
       }
@@ -271,45 +301,73 @@ class ChainAppender {
     this.draining = false;
   }
 
-  /** Places `ids` on the chain's last page (the next ones when it fills), one page write per page. */
-  private async commit(ids: string[]): Promise<Map<string, Position>> {
+  /** Places every id of `batch` on its chain's last page (the next ones as pages fill). */
+  private async commit(batch: PendingAppend[]): Promise<Map<string, Position>> {
     const positions = new Map<string, Position>();
-    let todo = ids;
-    let page = (this.tail ??= await this.tailHint());
-    while (todo.length > 0) {
-      const { placed, rest } = await this.store.changePage(this.chain, page, (current) => {
-        const appended = appendIds(current, todo);
-        const changed = [...appended.slots.values()].some((slot) => slot >= current.slots.length);
-        return { page: changed ? appended.page : current, result: { placed: appended.slots, rest: appended.rest } };
-      });
-      for (const [id, slot] of placed) positions.set(id, { page, slot });
-      todo = rest;
-      if (todo.length > 0) {
-        page += 1;
-        this.tail = page;
-        await this.moveHint(page);
+    let todo = new Map<Chain, string[]>();
+    for (const { chain, id } of batch) todo.set(chain, [...(todo.get(chain) ?? []), id]);
+    for (const chain of todo.keys()) if (!this.tails.has(chain)) this.tails.set(chain, await this.tailHint(chain));
+    for (let attempt = 1; todo.size > 0; attempt++) {
+      const chains = [...todo.keys()];
+      const keys = chains.map((chain) => pageKey(chain, this.tails.get(chain) ?? 0));
+      const pages = await this.store.read(keys);
+      const writes: { key: string; value: IndexPage; etag: string | undefined }[] = [];
+      const placedNow: [Chain, number, Map<string, number>][] = [];
+      const next = new Map<Chain, string[]>();
+      for (const [index, chain] of chains.entries()) {
+        const item = pages[index];
+        const current = asPage(item?.value);
+        const appended = appendIds(current, todo.get(chain) ?? []);
+        if ([...appended.slots.values()].some((slot) => slot >= current.slots.length)) {
+          writes.push({ key: keys[index] ?? '', value: appended.page, etag: item?.etag });
+        }
+        placedNow.push([chain, this.tails.get(chain) ?? 0, appended.slots]);
+        if (appended.rest.length > 0) next.set(chain, appended.rest);
       }
+      try {
+        await this.store.writeAll(writes);
+      } catch (error) {
+        // A lost race shows as 409, or as a generic failure on some stores: a changed page tells.
+        if (!isServiceError(error, 'store_unavailable') && !isServiceError(error, 'etag_mismatch')) throw error;
+        const now = await this.store.read(writes.map((write) => write.key));
+        if (now.every((item, index) => item.etag === writes[index]?.etag)) throw error;
+        if (attempt >= PAGE_ATTEMPTS) {
+          throw new ServiceError('index_contention', `index pages kept changing; gave up after ${PAGE_ATTEMPTS} tries`);
+        }
+        await backoff(attempt);
+        continue;
+      }
+      for (const [chain, page, slots] of placedNow) {
+        for (const [id, slot] of slots) positions.set(`${chain} ${id}`, { page, slot });
+      }
+      for (const chain of next.keys()) {
+        const page = (this.tails.get(chain) ?? 0) + 1;
+        this.tails.set(chain, page);
+        await this.moveHint(chain, page);
+      }
+      todo = next;
+      attempt = 0;
     }
     return positions;
   }
 
-  /** Where the chain's appends went last, by any replica (0 for a new chain). */
-  private async tailHint(): Promise<number> {
-    const [hint] = await this.store.read([tailKey(this.chain)]);
+  /** Where a chain's appends went last, by any replica (0 for a new chain). */
+  private async tailHint(chain: Chain): Promise<number> {
+    const [hint] = await this.store.read([tailKey(chain)]);
     const page = (hint?.value as { page?: unknown } | undefined)?.page;
     return typeof page === 'number' ? page : 0;
   }
 
   /**
-   * Moves the hint forward. Best effort, and only a hint: a replica starting from
-   * a stale one reads a few full pages more, nothing worse.
+   * Moves a chain's hint forward. Best effort, and only a hint: a replica
+   * starting from a stale one reads a few full pages more, nothing worse.
    */
-  private async moveHint(page: number): Promise<void> {
+  private async moveHint(chain: Chain, page: number): Promise<void> {
     try {
-      const [hint] = await this.store.read([tailKey(this.chain)]);
+      const [hint] = await this.store.read([tailKey(chain)]);
       const known = (hint?.value as { page?: unknown } | undefined)?.page;
       if (typeof known === 'number' && known >= page) return;
-      await this.store.write(tailKey(this.chain), { page }, hint?.etag);
+      await this.store.write(tailKey(chain), { page }, hint?.etag);
     } catch {
       // Another replica moved it first, or the store hiccuped: the pages still tell.
     }

@@ -1,0 +1,179 @@
+/**
+ * bench/service-scale: does a request cost the same at 100,000 tasks as at
+ * 1,000? For Redis and PostgreSQL, a task service (on real daprd) holding
+ * 1,000, 10,000 and 100,000 tasks, each measured in the same run:
+ *
+ *   create   POST /tasks, p50 and p99 over CREATES creates, 4 at a time;
+ *   list     GET /tasks?limit=100, the first page and one from the middle;
+ *   status   GET /tasks?status=pending&limit=100, the first page;
+ *   RSS      the service's resident memory after the work.
+ *
+ * Each level is its own app-id (its own keys), filled before its service's
+ * first request by writing the index's own layout (src/service/task-index.ts)
+ * through daprd's bulk state API, 500 items a request: creating 100,000 tasks
+ * one by one would take longer than the measurement it serves. It prints each
+ * figure as a ratio of the 1,000-task one (goal <= 1.2).
+ *
+ *   npm run bench:service-scale
+ */
+import { readFileSync } from 'node:fs';
+import type { StateBackend } from '../src/api/resource.ts';
+import { names } from '../src/controller/names.ts';
+import { pageKey, PAGE_SIZE, statusChain, taskKey, type Chain, type TaskDocument } from '../src/service/task-index.ts';
+import { MonotonicIds } from '../src/service/tasks.ts';
+import { compileSources } from '../testbed/harness/operator.ts';
+import { startTestbed, testbedInfo } from '../testbed/harness/testbed.ts';
+import { startTaskServiceStack, type TaskServiceStack } from '../test/support/task-service-stack.ts';
+
+const LEVELS = [1_000, 10_000, 100_000];
+const CREATES = Number(process.env['BENCH_CREATES'] ?? 300);
+const LISTS = 30;
+const BATCH = 500;
+
+interface Figures {
+  createP50: number;
+  createP99: number;
+  listFirst: number;
+  listMiddle: number;
+  statusFirst: number;
+  rssMiB: number;
+}
+
+const percentile = (values: number[], p: number): number => {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? Number.NaN;
+};
+
+/** Writes `count` pending tasks in the service's layout, as if created one after another a day ago. */
+async function fill(stack: TaskServiceStack, backend: StateBackend, count: number): Promise<void> {
+  const url = `${stack.daprd.httpUrl}/v1.0/state/${names.stateComponent(stack.taskApi, backend)}`;
+  const ids = new MonotonicIds();
+  const start = Date.now() - 86_400_000;
+  let items: { key: string; value: unknown }[] = [];
+  const flush = async () => {
+    if (items.length === 0) return;
+    const response = await fetch(url, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify(items),
+    });
+    if (!response.ok) throw new Error(`bulk save answered ${response.status}: ${await response.text()}`);
+    items = [];
+  };
+  const pages = new Map<string, string[]>();
+  for (let n = 0; n < count; n++) {
+    const at = new Date(start + n);
+    const id = ids.next(at.getTime(), crypto.getRandomValues(new Uint8Array(10)));
+    const position = { page: Math.floor(n / PAGE_SIZE), slot: n % PAGE_SIZE };
+    const document: TaskDocument = {
+      task: {
+        id,
+        title: `task ${n}`,
+        description: '',
+        status: 'pending',
+        priority: 1,
+        created_at: at.toISOString(),
+        updated_at: at.toISOString(),
+      },
+      version: 1,
+      listed: position,
+      byStatus: position,
+    };
+    items.push({ key: taskKey(id), value: document });
+    for (const chain of ['all', statusChain('pending')] as Chain[]) {
+      const key = pageKey(chain, position.page);
+      pages.set(key, [...(pages.get(key) ?? []), id]);
+    }
+    if (items.length >= BATCH) await flush();
+  }
+  for (const [key, slots] of pages) {
+    items.push({ key, value: { slots } });
+    if (items.length >= BATCH) await flush();
+  }
+  const last = Math.floor((count - 1) / PAGE_SIZE);
+  for (const chain of ['all', statusChain('pending')] as Chain[]) {
+    items.push({ key: `task-index|${chain}|tail`, value: { page: last } });
+  }
+  await flush();
+}
+
+async function timed(run: () => Promise<Response>): Promise<number> {
+  const started = performance.now();
+  const response = await run();
+  if (!response.ok) throw new Error(`answered ${response.status}: ${await response.text()}`);
+  await response.arrayBuffer();
+  return performance.now() - started;
+}
+
+async function measure(stack: TaskServiceStack, count: number): Promise<Figures> {
+  const post = (n: number) => () =>
+    fetch(`${stack.url}/tasks`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ title: `measured ${n}` }),
+    });
+  for (let n = 0; n < 20; n++) await timed(post(n)); // warm-up
+  const creates: number[] = [];
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: 4 }, async () => {
+      while (next < CREATES) creates.push(await timed(post(next++)));
+    }),
+  );
+  const lists = async (path: string) => {
+    const times: number[] = [];
+    for (let n = 0; n < LISTS; n++) times.push(await timed(() => fetch(`${stack.url}${path}`)));
+    return percentile(times, 50);
+  };
+  const middle = `all.${Math.floor(count / 2 / PAGE_SIZE)}.0`;
+  const status = readFileSync(`/proc/${stack.process.pid}/status`, 'utf8');
+  const rssKiB = Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 0);
+  return {
+    createP50: percentile(creates, 50),
+    createP99: percentile(creates, 99),
+    listFirst: await lists('/tasks?limit=100'),
+    listMiddle: await lists(`/tasks?limit=100&cursor=${middle}`),
+    statusFirst: await lists('/tasks?status=pending&limit=100'),
+    rssMiB: rssKiB / 1024,
+  };
+}
+
+// The service runs compiled, as in its image.
+compileSources();
+const testbed = await startTestbed();
+try {
+  const info = testbedInfo(testbed);
+  for (const backend of ['redis', 'postgresql'] as const) {
+    const results: [number, Figures][] = [];
+    for (const count of LEVELS) {
+      const stack = await startTaskServiceStack(info, { name: `scale-${backend}-${count}`, backend, stores: info });
+      try {
+        const filling = performance.now();
+        await fill(stack, backend, count);
+        const filled = ((performance.now() - filling) / 1000).toFixed(1);
+        const figures = await measure(stack, count);
+        results.push([count, figures]);
+        console.log(
+          `[bench:service-scale] ${backend} ${count} tasks (filled in ${filled}s): ${JSON.stringify(figures)}`,
+        );
+      } finally {
+        await stack.stop();
+      }
+    }
+    const base = results[0]?.[1];
+    if (!base) continue;
+    const ms = (value: number) => `${value.toFixed(2)} ms`;
+    for (const [count, figures] of results) {
+      const ratio = (key: keyof Figures) => (figures[key] / base[key]).toFixed(2);
+      console.log(
+        `[bench:service-scale] ${backend} ${String(count).padStart(7)} tasks: ` +
+          `create p50 ${ms(figures.createP50)} (${ratio('createP50')}), p99 ${ms(figures.createP99)} (${ratio('createP99')}); ` +
+          `list first ${ms(figures.listFirst)} (${ratio('listFirst')}), middle ${ms(figures.listMiddle)} (${ratio('listMiddle')}); ` +
+          `?status= ${ms(figures.statusFirst)} (${ratio('statusFirst')}); RSS ${figures.rssMiB.toFixed(1)} MiB (${ratio('rssMiB')})`,
+      );
+    }
+  }
+  console.log('[bench:service-scale] goal: every ratio to the 1,000-task figure <= 1.2');
+} finally {
+  await testbed.stop();
+}
