@@ -11,8 +11,9 @@
  * Each level is its own app-id (its own keys), filled before its service's
  * first request by writing the index's own layout (src/service/task-index.ts)
  * through daprd's bulk state API, 500 items a request: creating 100,000 tasks
- * one by one would take longer than the measurement it serves. It prints each
- * figure as a ratio of the 1,000-task one (goal <= 1.2).
+ * one by one would take longer than the measurement it serves. The three run
+ * side by side and are measured in ROUNDS alternating rounds, so drift hits
+ * all alike. It prints each figure as a ratio of the 1,000-task one (goal <= 1.2).
  *
  *   npm run bench:service-scale
  */
@@ -26,9 +27,18 @@ import { startTestbed, testbedInfo } from '../testbed/harness/testbed.ts';
 import { startTaskServiceStack, type TaskServiceStack } from '../test/support/task-service-stack.ts';
 
 const LEVELS = [1_000, 10_000, 100_000];
-const CREATES = Number(process.env['BENCH_CREATES'] ?? 300);
-const LISTS = 30;
+const ROUNDS = 3;
+/** Per level and round. */
+const CREATES = Number(process.env['BENCH_CREATES'] ?? 150);
+const LISTS = 20;
 const BATCH = 500;
+
+interface Samples {
+  creates: number[];
+  listFirst: number[];
+  listMiddle: number[];
+  statusFirst: number[];
+}
 
 interface Figures {
   createP50: number;
@@ -105,36 +115,39 @@ async function timed(run: () => Promise<Response>): Promise<number> {
   return performance.now() - started;
 }
 
-async function measure(stack: TaskServiceStack, count: number): Promise<Figures> {
+/** One round at one level: CREATES creates, 4 at a time, then LISTS of each listing. */
+async function round(stack: TaskServiceStack, count: number, samples: Samples): Promise<void> {
   const post = (n: number) => () =>
     fetch(`${stack.url}/tasks`, {
       method: 'POST',
       headers: { 'content-type': 'application/json' },
       body: JSON.stringify({ title: `measured ${n}` }),
     });
-  for (let n = 0; n < 20; n++) await timed(post(n)); // warm-up
-  const creates: number[] = [];
   let next = 0;
   await Promise.all(
     Array.from({ length: 4 }, async () => {
-      while (next < CREATES) creates.push(await timed(post(next++)));
+      while (next < CREATES) samples.creates.push(await timed(post(next++)));
     }),
   );
-  const lists = async (path: string) => {
-    const times: number[] = [];
-    for (let n = 0; n < LISTS; n++) times.push(await timed(() => fetch(`${stack.url}${path}`)));
-    return percentile(times, 50);
-  };
   const middle = `all.${Math.floor(count / 2 / PAGE_SIZE)}.0`;
+  for (const [key, path] of [
+    ['listFirst', '/tasks?limit=100'],
+    ['listMiddle', `/tasks?limit=100&cursor=${middle}`],
+    ['statusFirst', '/tasks?status=pending&limit=100'],
+  ] as const) {
+    for (let n = 0; n < LISTS; n++) samples[key].push(await timed(() => fetch(`${stack.url}${path}`)));
+  }
+}
+
+function figures(stack: TaskServiceStack, samples: Samples): Figures {
   const status = readFileSync(`/proc/${stack.process.pid}/status`, 'utf8');
-  const rssKiB = Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 0);
   return {
-    createP50: percentile(creates, 50),
-    createP99: percentile(creates, 99),
-    listFirst: await lists('/tasks?limit=100'),
-    listMiddle: await lists(`/tasks?limit=100&cursor=${middle}`),
-    statusFirst: await lists('/tasks?status=pending&limit=100'),
-    rssMiB: rssKiB / 1024,
+    createP50: percentile(samples.creates, 50),
+    createP99: percentile(samples.creates, 99),
+    listFirst: percentile(samples.listFirst, 50),
+    listMiddle: percentile(samples.listMiddle, 50),
+    statusFirst: percentile(samples.statusFirst, 50),
+    rssMiB: Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 0) / 1024,
   };
 }
 
@@ -144,33 +157,38 @@ const testbed = await startTestbed();
 try {
   const info = testbedInfo(testbed);
   for (const backend of ['redis', 'postgresql'] as const) {
-    const results: [number, Figures][] = [];
-    for (const count of LEVELS) {
-      const stack = await startTaskServiceStack(info, { name: `scale-${backend}-${count}`, backend, stores: info });
-      try {
+    const levels: { count: number; stack: TaskServiceStack; samples: Samples }[] = [];
+    try {
+      for (const count of LEVELS) {
+        const stack = await startTaskServiceStack(info, { name: `scale-${backend}-${count}`, backend, stores: info });
+        levels.push({ count, stack, samples: { creates: [], listFirst: [], listMiddle: [], statusFirst: [] } });
         const filling = performance.now();
         await fill(stack, backend, count);
-        const filled = ((performance.now() - filling) / 1000).toFixed(1);
-        const figures = await measure(stack, count);
-        results.push([count, figures]);
         console.log(
-          `[bench:service-scale] ${backend} ${count} tasks (filled in ${filled}s): ${JSON.stringify(figures)}`,
+          `[bench:service-scale] ${backend}: ${count} tasks written in ${((performance.now() - filling) / 1000).toFixed(1)}s`,
         );
-      } finally {
-        await stack.stop();
+        // Warm-up, not counted.
+        await round(stack, count, { creates: [], listFirst: [], listMiddle: [], statusFirst: [] });
       }
-    }
-    const base = results[0]?.[1];
-    if (!base) continue;
-    const ms = (value: number) => `${value.toFixed(2)} ms`;
-    for (const [count, figures] of results) {
-      const ratio = (key: keyof Figures) => (figures[key] / base[key]).toFixed(2);
-      console.log(
-        `[bench:service-scale] ${backend} ${String(count).padStart(7)} tasks: ` +
-          `create p50 ${ms(figures.createP50)} (${ratio('createP50')}), p99 ${ms(figures.createP99)} (${ratio('createP99')}); ` +
-          `list first ${ms(figures.listFirst)} (${ratio('listFirst')}), middle ${ms(figures.listMiddle)} (${ratio('listMiddle')}); ` +
-          `?status= ${ms(figures.statusFirst)} (${ratio('statusFirst')}); RSS ${figures.rssMiB.toFixed(1)} MiB (${ratio('rssMiB')})`,
-      );
+      for (let n = 0; n < ROUNDS; n++) {
+        for (const level of n % 2 === 0 ? levels : [...levels].reverse())
+          await round(level.stack, level.count, level.samples);
+      }
+      const results = levels.map((level) => [level.count, figures(level.stack, level.samples)] as const);
+      const base = results[0]?.[1];
+      if (!base) continue;
+      const ms = (value: number) => `${value.toFixed(2)} ms`;
+      for (const [count, result] of results) {
+        const ratio = (key: keyof Figures) => (result[key] / base[key]).toFixed(2);
+        console.log(
+          `[bench:service-scale] ${backend} ${String(count).padStart(7)} tasks: ` +
+            `create p50 ${ms(result.createP50)} (${ratio('createP50')}), p99 ${ms(result.createP99)} (${ratio('createP99')}); ` +
+            `list first ${ms(result.listFirst)} (${ratio('listFirst')}), middle ${ms(result.listMiddle)} (${ratio('listMiddle')}); ` +
+            `?status= ${ms(result.statusFirst)} (${ratio('statusFirst')}); RSS ${result.rssMiB.toFixed(1)} MiB (${ratio('rssMiB')})`,
+        );
+      }
+    } finally {
+      for (const level of levels) await level.stack.stop();
     }
   }
   console.log('[bench:service-scale] goal: every ratio to the 1,000-task figure <= 1.2');
