@@ -15,6 +15,10 @@ export const SERVICE_ENV = {
   notificationAppId: 'NOTIFICATION_APP_ID',
   apiTokenSecret: 'API_TOKEN_SECRET_NAME',
   apiTokenKey: 'API_TOKEN_SECRET_KEY',
+  /** A file holding the SwapPlan pods start in (the operator's ConfigMap, mounted); absent: the state store alone. */
+  swapPlanFile: 'SWAP_PLAN_FILE',
+  /** The bearer token the operator presents on SWAP_ROUTE; without one the route refuses every call. */
+  controlToken: 'CONTROL_TOKEN',
 } as const;
 
 /** The route the task service serves task events on; the operator's Subscription sends them there. */
@@ -26,3 +30,64 @@ export type TaskEventType = (typeof TASK_EVENT_TYPES)[number];
 
 /** The notification service's method (its route) that completed tasks are posted to, by Dapr service invocation. */
 export const NOTIFICATIONS_METHOD = 'notifications';
+
+/** Where a task service keeps its tasks: a Dapr state Component, and the layout generation within it. */
+export interface StoreRef {
+  component: string;
+  /** '0' for a store's first layout; `g<n>` for one a swap built (docs/swap.md). */
+  generation: string;
+}
+
+/**
+ * What every task pod runs in during a swap of stores, set by the operator
+ * (PUT SWAP_ROUTE, and the mounted file new pods start from). A pod applies a
+ * plan only if its revision is higher than the one it runs, and acknowledges
+ * it by answering: for a fence, once its writes in flight have finished.
+ */
+export interface SwapPlan {
+  revision: number;
+  /** The source of truth: reads, and every write first. */
+  truth: StoreRef;
+  /** Every acknowledged write is also applied here (a tombstone for a delete); null outside a swap. */
+  mirror: StoreRef | null;
+  /** Writes wait (up to fenceTimeoutMs, then 503 with Retry-After) until the next plan. */
+  fenced: boolean;
+  fenceTimeoutMs: number;
+}
+
+/** The copier's work, run by one pod at the operator's request, from truth into mirror. */
+export const SWAP_JOB_KINDS = ['backfill', 'verify', 'catch-up'] as const;
+export type SwapJobKind = (typeof SWAP_JOB_KINDS)[number];
+
+export interface SwapJobStatus {
+  /** Chosen by the operator: asking again with the same id follows the same job. */
+  id: string;
+  kind: SwapJobKind;
+  /** The plan revision it runs under. */
+  revision: number;
+  state: 'running' | 'done' | 'failed';
+  /** Index entries walked so far, and about how many the source holds. */
+  walked: number;
+  total: number;
+  /** Tasks written into the mirror (backfill), or found different and fixed (verify, catch-up). */
+  copied: number;
+  mismatches: number;
+  error: string | undefined;
+}
+
+/** A pod's answer on SWAP_ROUTE. */
+export interface SwapReport {
+  plan: SwapPlan;
+  /** Writes in flight right now. */
+  inflight: number;
+  /** Writes whose mirroring failed and has not been redone yet; no flip while any is left. */
+  debt: number;
+  /** State Components its sidecar has loaded. */
+  loaded: string[];
+  job: SwapJobStatus | null;
+}
+
+/** The route through which the operator drives a task pod through a swap (bearer CONTROL_TOKEN). */
+export const SWAP_ROUTE = '/internal/swap';
+/** POST { id, kind, revision }: starts a copier job in that pod. */
+export const SWAP_JOB_ROUTE = '/internal/swap/job';

@@ -9,8 +9,10 @@ import apiBase from './plugins/base.ts';
 import type { EventPublisher, Notifier, Sidecar, TaskStore } from './ports.ts';
 import eventRoutes from './routes/events.ts';
 import healthRoutes from './routes/health.ts';
+import swapRoutes from './routes/swap.ts';
 import taskRoutes from './routes/tasks.ts';
 import type { StartupGate } from './startup.ts';
+import type { SwapStore } from './swap.ts';
 
 export interface TaskAppOptions {
   store: TaskStore;
@@ -20,6 +22,8 @@ export interface TaskAppOptions {
   gate: StartupGate;
   /** Components /readyz checks the sidecar has loaded. */
   components: string[];
+  /** With one, the operator can drive this pod through a swap of stores (routes/swap.ts). */
+  swap?: { store: SwapStore; controlToken: string | undefined };
 }
 
 export default async function taskApp(fastify: FastifyInstance, options: TaskAppOptions): Promise<void> {
@@ -30,4 +34,11 @@ export default async function taskApp(fastify: FastifyInstance, options: TaskApp
   await fastify.register(healthRoutes, options);
   await fastify.register(taskRoutes, options);
   await fastify.register(eventRoutes, { ...options, counters: new EventCounters() });
+  if (options.swap) {
+    await fastify.register(swapRoutes, {
+      swap: options.swap.store,
+      sidecar: options.sidecar,
+      controlToken: options.swap.controlToken,
+    });
+  }
 }

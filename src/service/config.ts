@@ -20,6 +20,8 @@ const taskServiceEnvSchema = z
     [SERVICE_ENV.notificationAppId]: name.optional(),
     [SERVICE_ENV.apiTokenSecret]: name.optional(),
     [SERVICE_ENV.apiTokenKey]: name.optional(),
+    [SERVICE_ENV.swapPlanFile]: name.optional(),
+    [SERVICE_ENV.controlToken]: z.string().min(16).optional(),
     // Set by Dapr's sidecar injector (and by the test harness in standalone mode).
     DAPR_HTTP_PORT: port(3500),
     DAPR_HOST: z.string().default('127.0.0.1'),
@@ -55,6 +57,10 @@ export interface TaskServiceConfig extends ListenSettings {
   secretStore: string | undefined;
   notificationAppId: string | undefined;
   apiToken: { secretName: string; key: string } | undefined;
+  /** Where the plan of a swap of stores is mounted (src/service/swap.ts). */
+  swapPlanFile: string | undefined;
+  /** The operator's token for the swap control route; undefined: nobody can drive a swap in this pod. */
+  controlToken: string | undefined;
   /** CloudEvent source of the events this service publishes. */
   eventSource: string;
 }
@@ -83,6 +89,8 @@ export function taskServiceConfigFromEnv(env: NodeJS.ProcessEnv): TaskServiceCon
     secretStore: e[SERVICE_ENV.secretStore],
     notificationAppId: e[SERVICE_ENV.notificationAppId],
     apiToken: secretName !== undefined && key !== undefined ? { secretName, key } : undefined,
+    swapPlanFile: e[SERVICE_ENV.swapPlanFile],
+    controlToken: e[SERVICE_ENV.controlToken],
     eventSource: e.APP_ID ?? 'taskapi',
   };
 }

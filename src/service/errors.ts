@@ -9,6 +9,10 @@ export const ERROR_STATUS = {
   unauthorized: 401,
   task_not_found: 404,
   etag_mismatch: 409,
+  /** The operator sent a swap plan or job older than the one this pod runs. */
+  stale_plan: 409,
+  /** A control call without the operator's token. */
+  forbidden: 403,
   /** The sidecar does not answer (not started yet, restarting). */
   sidecar_unavailable: 503,
   /** The sidecar answers but the state store behind it does not. */
@@ -17,6 +21,8 @@ export const ERROR_STATUS = {
   index_contention: 503,
   /** Startup has not finished: the sidecar, its components or the API token are not there yet. */
   not_ready: 503,
+  /** A write waited for a switch of task stores longer than its fence allows. */
+  swap_fenced: 503,
   publish_failed: 502,
   invocation_failed: 502,
   /** Anything Dapr answered that none of the above explains: a bug or a misconfiguration. */

@@ -16,8 +16,8 @@ export interface TaskStore {
   /** Writes the task and indexes its id, in one transaction. */
   create(task: Task): Promise<void>;
   get(id: string): Promise<StoredTask | undefined>;
-  /** Replaces the task if it is still at `etag`; throws etag_mismatch otherwise. */
-  replace(task: Task, etag: string): Promise<void>;
+  /** Replaces the task if it is still at `etag`; throws etag_mismatch otherwise. Returns the new ETag's version. */
+  replace(task: Task, etag: string): Promise<number>;
   /** Deletes the task and its index entry, in one transaction; returns what was deleted, undefined when nothing was. */
   delete(id: string): Promise<Task | undefined>;
   list(query: ListQuery): Promise<TaskPage>;

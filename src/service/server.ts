@@ -8,7 +8,8 @@ import taskApp from './app.ts';
 import { taskServiceConfigFromEnv } from './config.ts';
 import { createDaprClient } from './dapr/client.ts';
 import { daprEventPublisher, daprNotifier, daprSecrets, daprSidecar } from './dapr/messaging.ts';
-import { DaprTaskStore } from './dapr/task-store.ts';
+import { readPlanFile } from './schemas/swap.ts';
+import { steadyPlan, SwapStore } from './swap.ts';
 import { LOG, loggerOptions } from './logging.ts';
 import { serve } from './serve.ts';
 import { openWhenReady, StartupGate } from './startup.ts';
@@ -21,6 +22,10 @@ const client = createDaprClient(config.sidecar, logger);
 const gate = new StartupGate();
 const sidecar = daprSidecar(client);
 const secrets = config.secretStore === undefined ? undefined : daprSecrets(client, config.secretStore);
+// The plan of a swap under way when this pod starts (the operator's ConfigMap), else the one store of the env.
+const initialPlan =
+  (config.swapPlanFile === undefined ? undefined : readPlanFile(config.swapPlanFile)) ?? steadyPlan(config.stateStore);
+const store = new SwapStore(client, initialPlan, logger);
 const components = [
   config.stateStore,
   config.pubsub,
@@ -37,15 +42,33 @@ logger.info(
   LOG.starting,
 );
 await fastify.register(taskApp, {
-  store: new DaprTaskStore(client, config.stateStore),
+  store,
+  swap: { store, controlToken: config.controlToken },
   events: daprEventPublisher(client, config.pubsub, config.topic, config.eventSource),
   notifier: config.notificationAppId === undefined ? undefined : daprNotifier(client, config.notificationAppId),
   sidecar,
   gate,
   components,
 });
-await serve(fastify, config, logger, () => client.stop());
+if (config.swapPlanFile !== undefined) watchPlanFile(config.swapPlanFile);
+await serve(fastify, config, logger, async () => {
+  store.stop();
+  await client.stop();
+});
 openWhenReady(gate, { sidecar, secrets, components, apiToken: config.apiToken }, logger).catch((error: unknown) => {
   logger.fatal({ err: error }, LOG.startupFailed);
   process.exit(1);
 });
+
+/** Kubelet updates a mounted ConfigMap late (up to a minute): a fallback for a plan the operator could not push. */
+function watchPlanFile(path: string): void {
+  const timer = setInterval(() => {
+    try {
+      const plan = readPlanFile(path);
+      if (plan && plan.revision > store.plan.revision) void store.apply(plan, false);
+    } catch (error) {
+      logger.warn({ err: error, path }, 'swap plan file unreadable; keeping the plan in force');
+    }
+  }, 2_000);
+  timer.unref();
+}

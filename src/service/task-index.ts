@@ -41,22 +41,88 @@ export interface IndexPage {
   slots: (string | null)[];
 }
 
+/**
+ * Which layout of a store a key belongs to. A store starts in generation '0'
+ * (keys without a generation); a swap that copies tasks into a store builds
+ * them in a generation of its own, so whatever an earlier, abandoned swap left
+ * there is never read as current (docs/swap.md).
+ */
+export type Generation = string;
+export const FIRST_GENERATION: Generation = '0';
+
 /** The stored document of a task. */
 export interface TaskDocument {
   task: Task;
   /** Starts at 1, +1 on every change: the task's ETag. */
   version: number;
-  /** Its entry in chain `all`. */
-  listed: Position;
+  /**
+   * Its entry in chain `all`; null while a swap's mirror has written the
+   * document but the copier has not indexed it yet (then byStatus is null too).
+   */
+  listed: Position | null;
   /** Its entry in the chain of its status. */
-  byStatus: Position;
+  byStatus: Position | null;
+  /** Absent for FIRST_GENERATION. */
+  generation?: Generation;
 }
+
+/** What a delete mirrored during a swap leaves, so that no copy brings the task back. */
+export interface Tombstone {
+  deleted: true;
+  /** The deleted document's version + 1: newer than any write of the task. */
+  version: number;
+  generation?: Generation;
+}
+
+/** What a document key holds, for the generation read. */
+export type StoredValue =
+  { kind: 'live'; document: TaskDocument } | { kind: 'buried'; version: number } | { kind: 'absent' };
 
 const TASK_KEY_PREFIX = 'task|';
 const PAGE_KEY_PREFIX = 'task-index|';
 
 export const taskKey = (id: string): string => `${TASK_KEY_PREFIX}${id}`;
-export const pageKey = (chain: Chain, page: number): string => `${PAGE_KEY_PREFIX}${chain}|${page}`;
+const generationPart = (generation: Generation): string => (generation === FIRST_GENERATION ? '' : `${generation}|`);
+export const pageKey = (chain: Chain, page: number, generation: Generation = FIRST_GENERATION): string =>
+  `${PAGE_KEY_PREFIX}${generationPart(generation)}${chain}|${page}`;
+/** The key of a chain's tail hint: the page appends last went to (only ever a hint; pages tell). */
+export const tailKey = (chain: Chain, generation: Generation = FIRST_GENERATION): string =>
+  `${PAGE_KEY_PREFIX}${generationPart(generation)}${chain}|tail`;
+
+const isPosition = (value: unknown): value is Position =>
+  typeof value === 'object' &&
+  value !== null &&
+  typeof (value as Position).page === 'number' &&
+  typeof (value as Position).slot === 'number';
+
+/**
+ * The value stored at a document key, as `generation` sees it: a value of
+ * another generation is absent. The task itself is left to the caller to parse.
+ */
+export function storedValue(value: unknown, generation: Generation): StoredValue {
+  if (typeof value !== 'object' || value === null || !('version' in value)) return { kind: 'absent' };
+  const record = value as Record<string, unknown>;
+  const own = typeof record['generation'] === 'string' ? record['generation'] : FIRST_GENERATION;
+  if (own !== generation || typeof record['version'] !== 'number') return { kind: 'absent' };
+  if (record['deleted'] === true) return { kind: 'buried', version: record['version'] };
+  if (!('task' in record)) return { kind: 'absent' };
+  const listed = isPosition(record['listed']) ? record['listed'] : null;
+  const byStatus = listed && isPosition(record['byStatus']) ? record['byStatus'] : null;
+  return {
+    kind: 'live',
+    document: { task: record['task'] as Task, version: record['version'], listed, byStatus, generation },
+  };
+}
+
+/** The document as stored: the generation tag only where it is not the first. */
+export function documentValue(document: TaskDocument): object {
+  const { generation, ...rest } = document;
+  return generation === undefined || generation === FIRST_GENERATION ? rest : { ...rest, generation };
+}
+
+export function tombstoneValue(version: number, generation: Generation): Tombstone {
+  return generation === FIRST_GENERATION ? { deleted: true, version } : { deleted: true, version, generation };
+}
 
 /** A stored page, or an empty one where nothing was written yet. */
 export function asPage(value: unknown): IndexPage {
@@ -100,26 +166,48 @@ export function clearSlot(page: IndexPage, slot: number, id: string): IndexPage 
 /** Whether a document still points back at the entry found at `position` of `chain`. */
 export function entryCounts(document: TaskDocument, chain: Chain, position: Position): boolean {
   const own = chain === 'all' ? document.listed : document.byStatus;
+  if (!own) return false;
   if (chain !== 'all' && statusChain(document.task.status) !== chain) return false;
   return own.page === position.page && own.slot === position.slot;
 }
 
-/** A list cursor: the chain it walks and the next position to read. Opaque to clients. */
+/**
+ * A list cursor: the chain it walks, the next position to read, the store
+ * generation those positions belong to, and the last task it returned (so a
+ * listing that crosses a swap of stores goes on after that task in the new
+ * one). Opaque to clients.
+ */
 export interface Cursor extends Position {
   chain: Chain;
+  generation: Generation;
+  after: string | undefined;
 }
 
-export const encodeCursor = (cursor: Cursor): string => `${cursor.chain}.${cursor.page}.${cursor.slot}`;
+export function encodeCursor(cursor: Cursor): string {
+  const generation = cursor.generation === FIRST_GENERATION ? '' : `${cursor.generation}.`;
+  const after = cursor.after === undefined ? '' : `.${cursor.after}`;
+  return `${generation}${cursor.chain}.${cursor.page}.${cursor.slot}${after}`;
+}
 
-const CURSOR = /^(all|status-pending|status-in_progress|status-completed)\.(\d{1,9})\.(\d{1,4})$/;
+const CURSOR =
+  /^(?:(g\d{1,9})\.)?(all|status-pending|status-in_progress|status-completed)\.(\d{1,9})\.(\d{1,4})(?:\.([0-9a-f-]{36}))?$/;
+
+/** Generations a swap makes: `g<n>`. */
+export const GENERATION = /^(0|g\d{1,9})$/;
 
 /** The cursor in `text`, or undefined when it is not one this service handed out. */
 export function decodeCursor(text: string): Cursor | undefined {
   const match = CURSOR.exec(text);
-  if (!match?.[1] || match[2] === undefined || match[3] === undefined) return undefined;
-  const slot = Number(match[3]);
+  if (!match?.[2] || match[3] === undefined || match[4] === undefined) return undefined;
+  const slot = Number(match[4]);
   if (slot > PAGE_SIZE) return undefined;
-  return { chain: match[1] as Chain, page: Number(match[2]), slot };
+  return {
+    chain: match[2] as Chain,
+    page: Number(match[3]),
+    slot,
+    generation: match[1] ?? FIRST_GENERATION,
+    after: match[5],
+  };
 }
 
 /**

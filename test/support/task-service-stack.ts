@@ -45,6 +45,11 @@ export interface StackOptions {
   stores: Stores;
   apiToken?: string;
   notifications?: boolean;
+  /**
+   * Ready for a swap of stores: daprd loads both backends' state Components,
+   * the service gets this operator control token, and `replicas` pods run.
+   */
+  swap?: { controlToken: string; replicas: number };
 }
 
 export interface RunningApp {
@@ -55,6 +60,8 @@ export interface RunningApp {
 
 export interface TaskServiceStack extends RunningApp {
   taskApi: TaskApi;
+  /** Every task service replica (the first is the stack's own url). */
+  replicas: RunningApp[];
   notifications: RunningApp | undefined;
   stop(): Promise<void>;
 }
@@ -72,17 +79,21 @@ async function createNamespace(testbed: TestbedInfo, namespace: string, options:
 }
 
 /** The Components and Subscription the operator renders, made loadable by a standalone daprd. */
-function daprResources(taskApi: TaskApi, backend: StateBackend, kubeconfig: string): object[] {
-  const state = buildStateComponent(taskApi, backend);
+function daprResources(taskApi: TaskApi, backends: StateBackend[], kubeconfig: string): object[] {
+  const states = backends.map((backend) => {
+    const state = buildStateComponent(taskApi, backend);
+    if (!state) throw new Error(`the fixture has no settings for ${backend}`);
+    return state;
+  });
   const pubsub = buildPubsubComponent(taskApi);
-  if (!state || !pubsub) throw new Error(`the fixture has no settings for ${backend} or pub/sub`);
+  if (!pubsub) throw new Error('the fixture has no settings for pub/sub');
   const secretStore = buildSecretStoreComponent(taskApi);
   // In a pod the Kubernetes secret store uses the service account and the pod's namespace; here it needs both spelled out.
   secretStore.spec.metadata.push(
     { name: 'kubeconfigPath', value: kubeconfig },
     { name: 'defaultNamespace', value: taskApi.metadata.namespace },
   );
-  return [secretStore, state, pubsub, buildSubscription(taskApi)];
+  return [secretStore, ...states, pubsub, buildSubscription(taskApi)];
 }
 
 /** The container's env as a process environment; `overrides` for what differs on one host (ports). */
@@ -100,6 +111,8 @@ function containerArgs(deployment: V1Deployment): string[] {
 
 interface AppSpec {
   appId: string;
+  /** Env beside the container's (the swap's control token). */
+  env?: Record<string, string>;
   deployment: V1Deployment;
   resources: object[];
   port: number;
@@ -128,6 +141,7 @@ async function startApp(spec: AppSpec): Promise<RunningApp> {
       DAPR_HTTP_PORT: String(daprd.httpPort),
       APP_ID: spec.appId,
       HOST: '127.0.0.1',
+      ...spec.env,
     }),
   });
   const url = `http://127.0.0.1:${spec.port}`;
@@ -180,16 +194,23 @@ export async function startTaskServiceStack(testbed: TestbedInfo, options: Stack
         namespace,
       }));
     if (notifications) started.push(notifications);
-    const service = await startApp({
-      appId: taskApi.metadata.name,
-      deployment: buildTaskDeployment(taskApi, options.backend, 'test', DEFAULT_BUILD_SETTINGS),
-      resources: daprResources(taskApi, options.backend, testbed.kubeconfig),
-      port,
-      dir: join(dir, 'service'),
-      namespace,
-    });
-    started.push(service);
-    return { ...service, taskApi, notifications, stop };
+    const backends: StateBackend[] = options.swap ? ['redis', 'postgresql'] : [options.backend];
+    const replicas: RunningApp[] = [];
+    for (let replica = 0; replica < (options.swap?.replicas ?? 1); replica++) {
+      const service = await startApp({
+        appId: taskApi.metadata.name,
+        deployment: buildTaskDeployment(taskApi, options.backend, 'test', DEFAULT_BUILD_SETTINGS),
+        resources: daprResources(taskApi, backends, testbed.kubeconfig),
+        port: replica === 0 ? port : await freePort(),
+        dir: join(dir, replica === 0 ? 'service' : `service-${replica}`),
+        namespace,
+        ...(options.swap ? { env: { [SERVICE_ENV.controlToken]: options.swap.controlToken } } : {}),
+      });
+      started.push(service);
+      replicas.push(service);
+    }
+    const [service] = replicas as [RunningApp];
+    return { ...service, taskApi, replicas, notifications, stop };
   } catch (error) {
     await stop();
     throw error;

@@ -31,12 +31,12 @@ class ShapeOnlyStore implements TaskStore {
     this.check();
     return Promise.resolve(this.tasks.get(id));
   }
-  replace(task: Task, etag: string): Promise<void> {
+  replace(task: Task, etag: string): Promise<number> {
     this.check();
     const current = this.tasks.get(task.id);
     if (current?.etag !== etag) throw new ServiceError('etag_mismatch', 'changed', { current: current?.task });
     this.tasks.set(task.id, { task, etag: String(++this.version) });
-    return Promise.resolve();
+    return Promise.resolve(this.version);
   }
   delete(id: string): Promise<Task | undefined> {
     this.check();

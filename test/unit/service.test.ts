@@ -122,10 +122,15 @@ describe('the task index', () => {
   });
 
   it('hands out cursors it can read back, and refuses others', () => {
-    const cursor = { chain: statusChain('in_progress'), page: 12, slot: 40 };
+    const cursor = { chain: statusChain('in_progress'), page: 12, slot: 40, generation: '0', after: undefined };
     expect(encodeCursor(cursor)).toBe('status-in_progress.12.40');
     expect(decodeCursor(encodeCursor(cursor))).toEqual(cursor);
-    expect(decodeCursor('all.0.0')).toEqual({ chain: 'all', page: 0, slot: 0 });
+    expect(decodeCursor('all.0.0')).toEqual({ chain: 'all', page: 0, slot: 0, generation: '0', after: undefined });
+    // After a swap: the generation, and the last task returned, to go on after it in another store.
+    const after = '01a2310b-2dec-7187-b94a-2332a802a574';
+    const swapped = { chain: 'all' as const, page: 3, slot: 7, generation: 'g2', after };
+    expect(encodeCursor(swapped)).toBe(`g2.all.3.7.${after}`);
+    expect(decodeCursor(encodeCursor(swapped))).toEqual(swapped);
     for (const bad of [
       '',
       'all.1',

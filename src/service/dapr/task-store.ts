@@ -20,17 +20,25 @@ import {
   asPage,
   clearSlot,
   decodeCursor,
+  documentValue,
   encodeCursor,
   entriesFrom,
   entryCounts,
+  FIRST_GENERATION,
   isFull,
   LIST_MAX_PAGES,
+  PAGE_SIZE,
   pageKey,
   statusChain,
+  storedValue,
+  tailKey,
   taskKey,
+  tombstoneValue,
   type Chain,
+  type Generation,
   type IndexPage,
   type Position,
+  type StoredValue,
   type TaskDocument,
 } from '../task-index.ts';
 import { callDapr } from './client.ts';
@@ -58,22 +66,49 @@ function etagField(etag: string): Pick<OperationType['request'], 'etag'> {
   return { etag: etag as unknown as OperationType['request']['etag'] };
 }
 
-/** The key of a chain's tail hint: the page appends last went to (only ever a hint; pages tell). */
-const tailKey = (chain: Chain): string => `task-index|${chain}|tail`;
+/** A task and its version, as one store holds it and another receives it in a swap. */
+export interface VersionedTask {
+  task: Task;
+  version: number;
+}
 
-const documentSchemaVersion = (value: unknown): value is TaskDocument =>
-  typeof value === 'object' && value !== null && 'task' in value && 'version' in value && 'listed' in value;
+/** What the copier found for one task, counted in its progress. */
+export type AdoptOutcome = 'copied' | 'indexed' | 'present' | 'buried';
 
 export class DaprTaskStore implements TaskStore {
   private readonly client: DaprClient;
-  private readonly storeName: string;
+  readonly storeName: string;
+  /** The layout this store is read and written in (task-index.ts). */
+  readonly generation: Generation;
   /** One write at a time per page in this process: it never races itself for a page's ETag. */
   private readonly pageWrites = new KeyedQueue();
   private readonly index = new IndexWriter(this);
 
-  constructor(client: DaprClient, storeName: string) {
+  constructor(client: DaprClient, storeName: string, generation: Generation = FIRST_GENERATION) {
     this.client = client;
     this.storeName = storeName;
+    this.generation = generation;
+  }
+
+  pageKey(chain: Chain, page: number): string {
+    return pageKey(chain, page, this.generation);
+  }
+
+  tailKey(chain: Chain): string {
+    return tailKey(chain, this.generation);
+  }
+
+  /** A document key's value as this generation sees it, the task parsed. */
+  stored(item: StateItem | undefined): StoredValue {
+    if (item?.etag === undefined) return { kind: 'absent' };
+    const value = storedValue(item.value, this.generation);
+    if (value.kind !== 'live') return value;
+    return { kind: 'live', document: { ...value.document, task: taskSchema.parse(value.document.task) } };
+  }
+
+  private live(item: StateItem | undefined): TaskDocument | undefined {
+    const value = this.stored(item);
+    return value.kind === 'live' ? value.document : undefined;
   }
 
   /**
@@ -116,7 +151,7 @@ export class DaprTaskStore implements TaskStore {
     page: number,
     change: (current: IndexPage) => { page: IndexPage; result: T },
   ): Promise<T> {
-    const key = pageKey(chain, page);
+    const key = this.pageKey(chain, page);
     return this.pageWrites.run(key, async () => {
       for (let attempt = 1; attempt <= PAGE_ATTEMPTS; attempt++) {
         const [item] = await this.read([key]);
@@ -163,8 +198,13 @@ export class DaprTaskStore implements TaskStore {
   /** One key read: the ETag clients see is the document's version, so the store's is not needed here. */
   async get(id: string): Promise<StoredTask | undefined> {
     const value = await callDapr('state get', () => this.client.state.get(this.storeName, taskKey(id)));
-    if (!documentSchemaVersion(value)) return undefined;
-    return { task: taskSchema.parse(value.task), etag: String(value.version) };
+    const stored = storedValue(value, this.generation);
+    if (stored.kind !== 'live') return undefined;
+    return { task: taskSchema.parse(stored.document.task), etag: String(stored.document.version) };
+  }
+
+  private document(task: Task, version: number, listed: Position | null, byStatus: Position | null): object {
+    return documentValue({ task, version, listed, byStatus, generation: this.generation });
   }
 
   async create(task: Task): Promise<void> {
@@ -172,36 +212,159 @@ export class DaprTaskStore implements TaskStore {
       this.index.append('all', task.id),
       this.index.append(statusChain(task.status), task.id),
     ]);
-    const document: TaskDocument = { task, version: 1, listed, byStatus };
     // Insert-only: a new id's document cannot exist yet.
-    await this.write(taskKey(task.id), document, undefined);
+    await this.write(taskKey(task.id), this.document(task, 1, listed, byStatus), undefined);
   }
 
-  async replace(task: Task, etag: string): Promise<void> {
+  /** Replaces the task if it is at version `etag`; returns the new version. */
+  async replace(task: Task, etag: string): Promise<number> {
     const [item] = await this.read([taskKey(task.id)]);
-    const current = item && storedDocument(item);
-    if (!current || String(current.version) !== etag || item.etag === undefined) {
+    const current = this.live(item);
+    if (!current || String(current.version) !== etag || item?.etag === undefined) {
       throw new ServiceError('etag_mismatch', `task ${task.id} changed since it was read`);
     }
+    const version = current.version + 1;
     const moves = current.task.status !== task.status;
-    const byStatus = moves ? await this.index.append(statusChain(task.status), task.id) : current.byStatus;
-    await this.write(taskKey(task.id), { ...current, task, version: current.version + 1, byStatus }, item.etag);
-    if (moves) await this.clearEntry(statusChain(current.task.status), current.byStatus, task.id);
+    const byStatus =
+      moves && current.listed ? await this.index.append(statusChain(task.status), task.id) : current.byStatus;
+    await this.write(taskKey(task.id), this.document(task, version, current.listed, byStatus), item.etag);
+    if (moves && current.byStatus) await this.clearEntry(statusChain(current.task.status), current.byStatus, task.id);
+    return version;
   }
 
   async delete(id: string): Promise<Task | undefined> {
+    return (await this.remove(id))?.task;
+  }
+
+  /** Deletes the task; returns what was deleted, with its version. */
+  async remove(id: string): Promise<VersionedTask | undefined> {
     const [item] = await this.read([taskKey(id)]);
-    const current = item && storedDocument(item);
-    if (!current || item.etag === undefined) return undefined;
+    const current = this.live(item);
+    if (!current || item?.etag === undefined) return undefined;
     const { etag } = item;
     await callDapr('state delete', () =>
       this.client.state.delete(this.storeName, taskKey(id), { etag, concurrency: FIRST_WRITE.concurrency }),
     );
+    await this.clearEntries(current);
+    return { task: current.task, version: current.version };
+  }
+
+  private async clearEntries(document: TaskDocument): Promise<void> {
+    const { listed, byStatus, task } = document;
     await Promise.all([
-      this.clearEntry('all', current.listed, id),
-      this.clearEntry(statusChain(current.task.status), current.byStatus, id),
+      listed && this.clearEntry('all', listed, task.id),
+      byStatus && this.clearEntry(statusChain(task.status), byStatus, task.id),
     ]);
-    return current.task;
+  }
+
+  /**
+   * A write made in the store that is the source of truth, mirrored here
+   * during a swap: applied only over an older version (mirrors of one task
+   * may arrive out of order), never over a tombstone. The entries are the
+   * copier's to make (in creation order); once it has made them, a change of
+   * status moves the status entry here too.
+   */
+  async mirror(incoming: VersionedTask): Promise<void> {
+    const key = taskKey(incoming.task.id);
+    await this.retryingRace(async () => {
+      const [item] = await this.read([key]);
+      const stored = this.stored(item);
+      if (stored.kind === 'buried') return;
+      const current = stored.kind === 'live' ? stored.document : undefined;
+      if (current && current.version >= incoming.version) return;
+      const listed = current?.listed ?? null;
+      const moves = current?.byStatus && current.task.status !== incoming.task.status;
+      const byStatus = moves
+        ? await this.index.append(statusChain(incoming.task.status), incoming.task.id)
+        : (current?.byStatus ?? null);
+      await this.write(key, this.document(incoming.task, incoming.version, listed, byStatus), item?.etag);
+      if (moves && current.byStatus) {
+        await this.clearEntry(statusChain(current.task.status), current.byStatus, incoming.task.id);
+      }
+    });
+  }
+
+  /** A delete mirrored here: a tombstone newer than every write of the task, so no copy brings it back. */
+  async bury(id: string, deletedVersion: number): Promise<void> {
+    const key = taskKey(id);
+    await this.retryingRace(async () => {
+      const [item] = await this.read([key]);
+      const stored = this.stored(item);
+      if (stored.kind === 'buried') return;
+      await this.write(key, tombstoneValue(deletedVersion + 1, this.generation), item?.etag);
+      if (stored.kind === 'live') await this.clearEntries(stored.document);
+    });
+  }
+
+  /**
+   * The copier's step for one page of the source's `all` chain: each task
+   * read there is made present and indexed here, in the order given (so this
+   * store's `all` chain keeps creation order). A newer version already here
+   * (a mirrored write) is kept, a tombstone is never copied over.
+   */
+  async adopt(tasks: VersionedTask[], attempt = 1): Promise<AdoptOutcome[]> {
+    const items = await this.read(tasks.map(({ task }) => taskKey(task.id)));
+    type Plan =
+      | { outcome: AdoptOutcome }
+      | { item: StateItem | undefined; current: TaskDocument | undefined; newest: VersionedTask };
+    const plans = tasks.map((incoming, index): Plan => {
+      const item = items[index];
+      const stored = this.stored(item);
+      if (stored.kind === 'buried') return { outcome: 'buried' };
+      const current = stored.kind === 'live' ? stored.document : undefined;
+      const newest = current && current.version >= incoming.version ? current : incoming;
+      if (current?.listed && newest === current) return { outcome: 'present' };
+      return { item, current, newest };
+    });
+    // Appends asked for in page order, in one tick: one group commit, in that order.
+    const appends = plans.map((plan) =>
+      'newest' in plan && !plan.current?.listed
+        ? Promise.all([
+            this.index.append('all', plan.newest.task.id),
+            this.index.append(statusChain(plan.newest.task.status), plan.newest.task.id),
+          ])
+        : undefined,
+    );
+    return Promise.all(
+      plans.map(async (plan, index): Promise<AdoptOutcome> => {
+        if (!('newest' in plan)) return plan.outcome;
+        const positions = await appends[index];
+        const { item, current, newest } = plan;
+        const [listed, byStatus] = positions ?? [current?.listed ?? null, current?.byStatus ?? null];
+        try {
+          await this.write(
+            taskKey(newest.task.id),
+            this.document(newest.task, newest.version, listed, byStatus),
+            item?.etag,
+          );
+          if (current?.listed && current.byStatus && current.task.status !== newest.task.status) {
+            await this.clearEntry(statusChain(current.task.status), current.byStatus, newest.task.id);
+          }
+          return current ? 'indexed' : 'copied';
+        } catch (error) {
+          const retry = isServiceError(error, 'etag_mismatch') || isServiceError(error, 'store_unavailable');
+          if (!retry || attempt >= PAGE_ATTEMPTS) throw error;
+          // A mirrored write got there first: take it from the top for this one task.
+          await backoff(attempt);
+          const [again] = await this.adopt([tasks[index] as VersionedTask], attempt + 1);
+          return again ?? 'present';
+        }
+      }),
+    );
+  }
+
+  /** Runs `attempt` (which reads what it changes) again while it loses races or the store hiccups, a few times. */
+  private async retryingRace(attempt: () => Promise<void>): Promise<void> {
+    for (let tries = 1; ; tries++) {
+      try {
+        await attempt();
+        return;
+      } catch (error) {
+        if (!isServiceError(error, 'store_unavailable') && !isServiceError(error, 'etag_mismatch')) throw error;
+        if (tries >= PAGE_ATTEMPTS) throw error;
+        await backoff(tries);
+      }
+    }
   }
 
   /** Clears an entry its document left. Best effort: an entry no document points at does not count anyway. */
@@ -218,26 +381,13 @@ export class DaprTaskStore implements TaskStore {
 
   async list(query: ListQuery): Promise<TaskPage> {
     const chain: Chain = query.status === undefined ? 'all' : statusChain(query.status);
-    let position: Position = { page: 0, slot: 0 };
-    if (query.cursor !== undefined) {
-      const cursor = decodeCursor(query.cursor);
-      if (cursor?.chain !== chain) {
-        throw new ServiceError('validation_failed', 'cursor: not a next_cursor of this listing (same ?status=)', {
-          field: 'cursor',
-        });
-      }
-      position = cursor;
-    }
+    let position: Position = query.cursor === undefined ? { page: 0, slot: 0 } : await this.resume(query.cursor, chain);
     const items: Task[] = [];
     for (let pages = 0; pages < LIST_MAX_PAGES && items.length < query.limit; pages++) {
-      const [item] = await this.read([pageKey(chain, position.page)]);
-      const page = asPage(item?.value);
-      const { entries, next } = entriesFrom(page, position.page, position.slot);
-      const documents = await this.read(entries.map((entry) => taskKey(entry.id)));
-      let consumed = next;
-      for (const [index, entry] of entries.entries()) {
-        const document = documents[index] && storedDocument(documents[index]);
-        if (document && entryCounts(document, chain, entry.position)) items.push(document.task);
+      const { entries, page } = await this.entriesAt(chain, position);
+      let consumed = entries.next;
+      for (const entry of entries.entries) {
+        items.push(entry.task);
         if (items.length === query.limit) {
           consumed = afterPosition(entry.position);
           break;
@@ -247,7 +397,78 @@ export class DaprTaskStore implements TaskStore {
       // The chain's last page, read to its end: nothing more until new tasks come.
       if (!isFull(page) && items.length < query.limit) return { items, next_cursor: null };
     }
-    return { items, next_cursor: encodeCursor({ chain, ...position }) };
+    const after = items.at(-1)?.id;
+    return { items, next_cursor: encodeCursor({ chain, ...position, generation: this.generation, after }) };
+  }
+
+  /**
+   * Where a cursor goes on from. One made in another generation (before a swap
+   * of stores) goes on after the last task it returned, found by its document.
+   */
+  private async resume(text: string, chain: Chain): Promise<Position> {
+    const cursor = decodeCursor(text);
+    if (cursor?.chain !== chain) {
+      throw new ServiceError('validation_failed', 'cursor: not a next_cursor of this listing (same ?status=)', {
+        field: 'cursor',
+      });
+    }
+    if (cursor.generation === this.generation) return cursor;
+    const [item] = cursor.after === undefined ? [] : await this.read([taskKey(cursor.after)]);
+    const document = this.live(item);
+    const own = document && (chain === 'all' ? document.listed : document.byStatus);
+    if (!document || !own || !entryCounts(document, chain, own)) {
+      throw new ServiceError(
+        'validation_failed',
+        'cursor: the tasks moved to another store since this cursor was made, and its last task is gone; list from the start',
+        { field: 'cursor' },
+      );
+    }
+    return afterPosition(own);
+  }
+
+  /**
+   * The live entries of one page of `chain` from `position` on, each with its
+   * task and version; `missing`: entries whose document is not there (a create
+   * still in flight, or one that failed half-way).
+   */
+  async entriesAt(
+    chain: Chain,
+    position: Position,
+  ): Promise<{
+    page: IndexPage;
+    entries: { entries: (VersionedTask & { position: Position })[]; next: Position };
+    missing: Position[];
+  }> {
+    const [item] = await this.read([this.pageKey(chain, position.page)]);
+    const page = asPage(item?.value);
+    const { entries, next } = entriesFrom(page, position.page, position.slot);
+    const documents = await this.read(entries.map((entry) => taskKey(entry.id)));
+    const live: (VersionedTask & { position: Position })[] = [];
+    const missing: Position[] = [];
+    for (const [index, entry] of entries.entries()) {
+      const document = this.live(documents[index]);
+      if (document && entryCounts(document, chain, entry.position)) {
+        live.push({ task: document.task, version: document.version, position: entry.position });
+      } else if (this.stored(documents[index]).kind === 'absent') {
+        missing.push(entry.position);
+      }
+    }
+    return { page, entries: { entries: live, next }, missing };
+  }
+
+  /** About how many entries (live or cleared) `chain` holds: its full pages, by the tail hint, and the last one. */
+  async approximateCount(chain: Chain): Promise<number> {
+    const [hint] = await this.read([this.tailKey(chain)]);
+    const tail = (hint?.value as { page?: unknown } | undefined)?.page;
+    const page = typeof tail === 'number' ? tail : 0;
+    const [last] = await this.read([this.pageKey(chain, page)]);
+    return page * PAGE_SIZE + asPage(last?.value).slots.length;
+  }
+
+  /** The documents of `ids` as this generation sees them, in that order. */
+  async documents(ids: string[]): Promise<StoredValue[]> {
+    const items = await this.read(ids.map(taskKey));
+    return items.map((item) => this.stored(item));
   }
 }
 
@@ -309,7 +530,7 @@ class IndexWriter {
     for (const chain of todo.keys()) if (!this.tails.has(chain)) this.tails.set(chain, await this.tailHint(chain));
     for (let attempt = 1; todo.size > 0; attempt++) {
       const chains = [...todo.keys()];
-      const keys = chains.map((chain) => pageKey(chain, this.tails.get(chain) ?? 0));
+      const keys = chains.map((chain) => this.store.pageKey(chain, this.tails.get(chain) ?? 0));
       const pages = await this.store.read(keys);
       const writes: { key: string; value: IndexPage; etag: string | undefined }[] = [];
       const placedNow: [Chain, number, Map<string, number>][] = [];
@@ -353,7 +574,7 @@ class IndexWriter {
 
   /** Where a chain's appends went last, by any replica (0 for a new chain). */
   private async tailHint(chain: Chain): Promise<number> {
-    const [hint] = await this.store.read([tailKey(chain)]);
+    const [hint] = await this.store.read([this.store.tailKey(chain)]);
     const page = (hint?.value as { page?: unknown } | undefined)?.page;
     return typeof page === 'number' ? page : 0;
   }
@@ -364,20 +585,14 @@ class IndexWriter {
    */
   private async moveHint(chain: Chain, page: number): Promise<void> {
     try {
-      const [hint] = await this.store.read([tailKey(chain)]);
+      const [hint] = await this.store.read([this.store.tailKey(chain)]);
       const known = (hint?.value as { page?: unknown } | undefined)?.page;
       if (typeof known === 'number' && known >= page) return;
-      await this.store.write(tailKey(chain), { page }, hint?.etag);
+      await this.store.write(this.store.tailKey(chain), { page }, hint?.etag);
     } catch {
       // Another replica moved it first, or the store hiccuped: the pages still tell.
     }
   }
-}
-
-function storedDocument(item: StateItem): TaskDocument | undefined {
-  if (item.etag === undefined || !documentSchemaVersion(item.value)) return undefined;
-  const document = item.value;
-  return { ...document, task: taskSchema.parse(document.task) };
 }
 
 /** Jittered, growing pause between retries, so racing writers spread out. */

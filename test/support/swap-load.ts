@@ -1,0 +1,181 @@
+/**
+ * For swap tests: the pods of a stack as the operator's swap driver reaches
+ * them (over HTTP, with the control token), and a client load that keeps a
+ * model of every acknowledged write, so a test can check afterwards that
+ * nothing acknowledged was lost and that every read answered what the model
+ * says.
+ */
+import { SWAP_JOB_ROUTE, SWAP_ROUTE, type SwapJobStatus, type SwapReport } from '../../src/api/contract.ts';
+import type { SwapPods } from '../../src/controller/swap.ts';
+import type { Task, TaskStatus } from '../../src/service/schemas/task.ts';
+import { jsonClient, type JsonClient } from './http.ts';
+import { allTasks } from './task-service-stack.ts';
+
+export function swapPods(urls: () => string[], token: string): SwapPods {
+  const call = async <T>(url: string, method: string, path: string, body?: unknown): Promise<T> => {
+    const response = await jsonClient(url, token).request<T>(method, path, body);
+    if (response.status >= 400 && !(method === 'PUT' && response.status === 409)) {
+      throw new Error(`${method} ${url}${path} answered ${response.status}: ${JSON.stringify(response.body)}`);
+    }
+    return response.body;
+  };
+  return {
+    list: () => Promise.resolve(urls()),
+    report: (pod) => call<SwapReport>(pod, 'GET', SWAP_ROUTE),
+    push: (pod, plan) => call<SwapReport>(pod, 'PUT', SWAP_ROUTE, plan),
+    startJob: (pod, job) => call<SwapJobStatus>(pod, 'POST', SWAP_JOB_ROUTE, job),
+  };
+}
+
+/** What the client was told: the last acknowledged content and ETag of each task, and what it deleted. */
+export interface LoadModel {
+  tasks: Map<string, { task: Task; etag: string }>;
+  deleted: Set<string>;
+  /** Requests answered with anything but what the API promises for them. */
+  failures: string[];
+  /** Reads whose answer differed from the model. */
+  wrongReads: string[];
+  requests: number;
+}
+
+export function emptyModel(): LoadModel {
+  return { tasks: new Map(), deleted: new Set(), failures: [], wrongReads: [], requests: 0 };
+}
+
+const STATUSES: TaskStatus[] = ['pending', 'in_progress', 'completed'];
+
+/** Creates `count` tasks, `parallel` at a time, spread over the replicas; records them in the model. */
+export async function seed(apis: JsonClient[], model: LoadModel, count: number, parallel = 8): Promise<void> {
+  let made = 0;
+  await Promise.all(
+    Array.from({ length: parallel }, async (_, worker) => {
+      while (made < count) {
+        made++;
+        await create(apis[worker % apis.length] as JsonClient, model, `seed ${made}`);
+      }
+    }),
+  );
+}
+
+async function create(api: JsonClient, model: LoadModel, title: string): Promise<string | undefined> {
+  model.requests++;
+  const response = await api.request<Task>('POST', '/tasks', { title, priority: 1 + (title.length % 5) });
+  if (response.status !== 201) {
+    model.failures.push(`POST /tasks: ${response.status} ${JSON.stringify(response.body)}`);
+    return undefined;
+  }
+  const etag = (await api.request<Task>('GET', `/tasks/${response.body.id}`)).headers.get('etag') ?? '';
+  model.tasks.set(response.body.id, { task: response.body, etag });
+  return response.body.id;
+}
+
+/**
+ * Until `stop` resolves: `workers` clients, each on tasks of its own (so the
+ * model knows exactly what a read must answer), creating, changing status
+ * with If-Match, deleting and reading, spread over the replicas.
+ */
+export function runLoad(apis: JsonClient[], model: LoadModel, workers: number, stop: Promise<void>): Promise<void> {
+  let stopped = false;
+  void stop.then(() => (stopped = true));
+  const owned: string[][] = Array.from({ length: workers }, () => []);
+  [...model.tasks.keys()].forEach((id, index) => owned[index % workers]?.push(id));
+  return Promise.all(
+    owned.map(async (mine, worker) => {
+      for (let step = 0; !stopped; step++) {
+        const api = apis[(worker + step) % apis.length] as JsonClient;
+        const pick = mine[(step * 7919) % Math.max(1, mine.length)];
+        const roll = step % 10;
+        if (roll < 2 || pick === undefined) {
+          const id = await create(api, model, `load ${worker}.${step}`);
+          if (id) mine.push(id);
+        } else if (roll < 5) {
+          await changeStatus(api, model, pick, STATUSES[step % 3] as TaskStatus);
+        } else if (roll === 5) {
+          await remove(api, model, pick);
+          mine.splice(mine.indexOf(pick), 1);
+        } else {
+          await read(api, model, pick);
+        }
+      }
+    }),
+  ).then(() => undefined);
+}
+
+async function changeStatus(api: JsonClient, model: LoadModel, id: string, status: TaskStatus): Promise<void> {
+  const known = model.tasks.get(id);
+  if (!known) return;
+  model.requests++;
+  const response = await api.request<Task>('PUT', `/tasks/${id}/status`, { status }, { 'if-match': known.etag });
+  if (response.status !== 200) {
+    model.failures.push(`PUT /tasks/${id}/status: ${response.status} ${JSON.stringify(response.body)}`);
+    return;
+  }
+  const etag = String(Number(known.etag.replaceAll('"', '')) + 1);
+  model.tasks.set(id, { task: response.body, etag: `"${etag}"` });
+}
+
+async function remove(api: JsonClient, model: LoadModel, id: string): Promise<void> {
+  model.requests++;
+  const response = await api.request('DELETE', `/tasks/${id}`);
+  if (response.status !== 204) {
+    model.failures.push(`DELETE /tasks/${id}: ${response.status} ${JSON.stringify(response.body)}`);
+    return;
+  }
+  model.tasks.delete(id);
+  model.deleted.add(id);
+}
+
+async function read(api: JsonClient, model: LoadModel, id: string): Promise<void> {
+  const known = model.tasks.get(id);
+  if (!known) return;
+  model.requests++;
+  const response = await api.request<Task>('GET', `/tasks/${id}`);
+  if (response.status !== 200) {
+    model.failures.push(`GET /tasks/${id}: ${response.status} ${JSON.stringify(response.body)}`);
+    return;
+  }
+  if (JSON.stringify(response.body) !== JSON.stringify(known.task) || response.headers.get('etag') !== known.etag) {
+    model.wrongReads.push(
+      `${id}: read ${response.headers.get('etag')} ${JSON.stringify(response.body)}, acknowledged ${known.etag}`,
+    );
+  }
+}
+
+/**
+ * What differs between the model and what the service answers now, through
+ * `api` (empty when nothing is lost), and the order GET /tasks lists ids in.
+ */
+export async function lostOrWrong(api: JsonClient, model: LoadModel): Promise<{ problems: string[]; order: string[] }> {
+  const problems: string[] = [];
+  const listed = await allTasks(api, 100);
+  const listedIds = listed.map((task) => task.id);
+  const expected = [...model.tasks.keys()].sort();
+  if (JSON.stringify([...listedIds].sort()) !== JSON.stringify(expected)) {
+    const missing = expected.filter((id) => !listedIds.includes(id));
+    const extra = listedIds.filter((id) => !model.tasks.has(id));
+    const deleted = extra.filter((id) => model.deleted.has(id)).length;
+    problems.push(
+      `list: ${missing.length} acknowledged tasks missing, ${extra.length} not expected (${deleted} deleted)`,
+    );
+  }
+  for (const task of listed) {
+    const known = model.tasks.get(task.id);
+    if (known && JSON.stringify(task) !== JSON.stringify(known.task)) problems.push(`list: ${task.id} differs`);
+  }
+  for (const [id, known] of model.tasks) {
+    const response = await api.request<Task>('GET', `/tasks/${id}`);
+    if (response.status !== 200 || JSON.stringify(response.body) !== JSON.stringify(known.task)) {
+      problems.push(`GET ${id}: ${response.status}`);
+    } else if (response.headers.get('etag') !== known.etag) {
+      problems.push(`GET ${id}: ETag ${response.headers.get('etag')}, acknowledged ${known.etag}`);
+    }
+  }
+  for (const id of model.deleted) {
+    const response = await api.request('GET', `/tasks/${id}`);
+    if (response.status !== 404) problems.push(`deleted ${id} answers ${response.status}`);
+  }
+  return { problems, order: listedIds };
+}
+
+/** `order` restricted to the ids in `among`: what must stay the same across a swap. */
+export const relativeOrder = (order: string[], among: Set<string>): string[] => order.filter((id) => among.has(id));
