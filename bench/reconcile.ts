@@ -18,6 +18,9 @@
  *   BENCH_OPERATOR_NODE_ARGS='--max-old-space-size=64' npm run bench:reconcile
  *     adds those Node flags to the manifest's, to try one before it ships.
  */
+import { randomBytes } from 'node:crypto';
+import { decideSwap } from '../src/controller/migration.ts';
+import { buildSwapControlSecret } from '../src/controller/resources/swap.ts';
 import { readFileSync } from 'node:fs';
 import { pino } from 'pino';
 import { join } from 'node:path';
@@ -179,11 +182,9 @@ const baseline = await onFreshTestbed('baseline', async (bed) => {
     await pool(names, CONCURRENCY, async (name) => {
       const created = await bed.createTaskApi(name);
       const taskApi: TaskApi = { ...created, spec: parseSpec(spec) };
-      const children = desiredChildren(
-        taskApi,
-        { podBackend: 'redis', stateBackends: ['redis'] },
-        DEFAULT_BUILD_SETTINGS,
-      );
+      const children = desiredChildren(taskApi, decideSwap(taskApi, true).placement, DEFAULT_BUILD_SETTINGS);
+      // What the operator makes besides: the Secret with the token its pods accept during a swap.
+      await bed.client.create(buildSwapControlSecret(taskApi, randomBytes(32).toString('hex')));
       await Promise.all(children.map((child) => bed.client.apply(child)));
     });
     await deployments.until((ready) => ready === N);

@@ -9,6 +9,8 @@
 export const SERVICE_ENV = {
   appPort: 'APP_PORT',
   stateStore: 'STATE_STORE_NAME',
+  /** The layout generation of the tasks in that store ('0' unless a swap built them). */
+  stateGeneration: 'STATE_STORE_GENERATION',
   pubsub: 'PUBSUB_NAME',
   topic: 'PUBSUB_TOPIC',
   secretStore: 'SECRET_STORE_NAME',

@@ -72,7 +72,20 @@ export function buildCrd(): JsonSchema {
             { name: 'Ready', type: 'string', jsonPath: '.status.conditions[?(@.type=="Ready")].status' },
             { name: 'Replicas', type: 'string', jsonPath: '.status.replicaSummary', description: 'ready/desired pods' },
             { name: 'Age', type: 'date', jsonPath: '.metadata.creationTimestamp' },
-            { name: 'Progress', type: 'string', jsonPath: '.status.swap.phase', priority: 1 },
+            {
+              name: 'Swap',
+              type: 'string',
+              jsonPath: '.status.swap.phase',
+              priority: 1,
+              description: 'Phase of a state store swap',
+            },
+            {
+              name: 'Copied',
+              type: 'string',
+              jsonPath: '.status.swap.progress',
+              priority: 1,
+              description: 'Tasks copied/total during a swap',
+            },
             {
               name: 'Message',
               type: 'string',

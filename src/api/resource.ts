@@ -19,7 +19,21 @@ export type StateBackend = (typeof STATE_BACKENDS)[number];
 export const CONDITION_TYPES = ['Ready', 'Progressing', 'Degraded'] as const;
 export type ConditionType = (typeof CONDITION_TYPES)[number];
 
-export const SWAP_PHASES = ['RollingOut', 'Completed', 'Blocked'] as const;
+/**
+ * The phases of a swap of state stores, in order (docs/swap.md), as
+ * status.swap.phase shows them; Blocked: preflight refused to start it.
+ */
+export const SWAP_PHASES = [
+  'Blocked',
+  'TargetAdded',
+  'DualWrite',
+  'Backfill',
+  'Verify',
+  'Flip',
+  'Flipped',
+  'Finish',
+  'Completed',
+] as const;
 export type SwapPhase = (typeof SWAP_PHASES)[number];
 
 export interface ObjectMeta {

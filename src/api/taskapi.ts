@@ -108,7 +108,8 @@ export const specSchema = z
       .default('redis')
       .describe(
         'State store the task service uses: redis or postgresql. Changing it moves the running service to the ' +
-          'other store (the tasks stored so far are not moved yet); status.stateBackend shows what the running pods use.',
+          'other store and copies every task there while the service keeps serving (status.swap shows the phase ' +
+          'and progress); status.stateBackend shows the store that is the source of truth.',
       ),
     redis: redisSettingsSchema.optional().describe('Redis connection, for the redis state store and for pub/sub.'),
     postgresql: postgresqlSettingsSchema.optional().describe('PostgreSQL connection, for the postgresql state store.'),
@@ -200,19 +201,36 @@ export const statusSchema = z
     stateBackend: z
       .enum(STATE_BACKENDS)
       .optional()
-      .describe('State store the running pods use. Changes only once a rollout to a new backend has finished.'),
+      .describe('State store that is the source of truth for the tasks. During a swap, changes at the flip.'),
     replicas: z.number().int().optional().describe('Task service pods, from the Deployment.'),
     readyReplicas: z.number().int().optional().describe('Ready task service pods, from the Deployment.'),
     replicaSummary: z.string().optional().describe('ready/desired pods, for kubectl get.'),
+    stateGeneration: z
+      .string()
+      .optional()
+      .describe('Layout generation of the tasks in that store: "0", or the one the last swap into it built.'),
     swap: z
       .object({
         from: z.enum(STATE_BACKENDS),
         to: z.enum(STATE_BACKENDS),
         phase: z.enum(SWAP_PHASES),
-        message: z.string().optional(),
+        message: z.string().optional().describe('Why the swap cannot go on right now.'),
+        fromGeneration: z.string().optional(),
+        toGeneration: z.string().optional(),
+        revision: z.number().int().optional().describe('The last plan revision sent to the pods.'),
+        copied: z.number().int().optional().describe('Index entries the copier has walked.'),
+        total: z.number().int().optional().describe('About how many entries there are to walk.'),
+        progress: z.string().optional().describe('copied/total, for kubectl get -o wide.'),
+        longestFenceMs: z.number().int().optional().describe('The longest write fence of the flip, in ms.'),
+        flipRetries: z.number().int().optional(),
+        jobs: z.number().int().optional(),
+        plan: z
+          .string()
+          .optional()
+          .describe('The plan the pods were last given (JSON), so a restarted operator goes on from it.'),
       })
       .optional()
-      .describe('Progress of a state store change, while one is under way or blocked.'),
+      .describe('Progress of a state store change: phase, copied/total, and why it waits, if it does.'),
     conditions: z
       .array(conditionSchema)
       .optional()

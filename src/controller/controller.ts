@@ -3,6 +3,8 @@
  * reconcile for one key at a time each, several keys at once; failures are
  * retried with per-key backoff and a periodic resync re-queues everything.
  */
+import { ControlTokens } from './control-token.ts';
+import { SWAP_SETTINGS } from './migration.ts';
 import type { Logger } from 'pino';
 import { EventRecorder } from './events.ts';
 import { Index, Informer } from '../kube/informers.ts';
@@ -64,6 +66,8 @@ export class Controller {
       children: this.children,
       owned,
       settings,
+      controlTokens: new ControlTokens(),
+      swapSettings: SWAP_SETTINGS,
       now: () => new Date(),
     };
   }

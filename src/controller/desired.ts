@@ -3,6 +3,7 @@
  * Which backend the pods run on, and which state Components exist, are decided
  * by the reconciler (they depend on the swap's progress) and passed in.
  */
+import type { SwapPlan } from '../api/contract.ts';
 import type { StateBackend, TaskApi } from '../api/resource.ts';
 import { RENDERED_HASH_ANNOTATION } from './names.ts';
 import { buildPubsubComponent, buildSecretStoreComponent, buildStateComponent } from './resources/components.ts';
@@ -11,12 +12,17 @@ import { contentHash } from '../kube/hash.ts';
 import { buildSecretReaderRole, buildSecretReaderRoleBinding, buildServiceAccount } from './resources/rbac.ts';
 import { buildNotificationService, buildTaskService } from './resources/service.ts';
 import { buildSubscription } from './resources/subscription.ts';
+import { buildSwapPlanConfigMap } from './resources/swap.ts';
 
 export interface Placement {
-  /** Backend whose state Component the pods are told to use. */
+  /** Backend whose state Component the pods' env names (during a swap, the store it started from). */
   podBackend: StateBackend;
+  /** The layout generation of the tasks in it. */
+  podGeneration: string;
   /** Backends whose state Components exist (both during a swap). */
   stateBackends: readonly StateBackend[];
+  /** The plan pods start from (the swap-plan ConfigMap). */
+  plan: SwapPlan;
 }
 
 /** A rendered child: plain JSON, as sent to the API server. */
@@ -50,7 +56,13 @@ export function desiredChildren(
     // Pods roll when any Component they run with changes (Dapr would otherwise
     // hot-reload it under them at an uncontrolled moment).
     const componentsHash = contentHash([buildStateComponent(taskApi, placement.podBackend), pubsub, secretStore]);
-    taskDeployment = buildTaskDeployment(taskApi, placement.podBackend, componentsHash, settings);
+    taskDeployment = buildTaskDeployment(
+      taskApi,
+      placement.podBackend,
+      componentsHash,
+      settings,
+      placement.podGeneration,
+    );
   }
   const children = [
     buildServiceAccount(taskApi),
@@ -60,6 +72,7 @@ export function desiredChildren(
     ...stateComponents,
     pubsub,
     buildSubscription(taskApi),
+    placement && buildSwapPlanConfigMap(taskApi, placement.plan),
     taskDeployment,
     buildTaskService(taskApi),
     buildNotificationDeployment(taskApi, settings),

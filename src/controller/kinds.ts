@@ -10,6 +10,7 @@ export const CHILD_KINDS: readonly KindInfo[] = [
   defineKind('apps', 'v1', 'Deployment', 'deployments'),
   defineKind('', 'v1', 'Service', 'services'),
   defineKind('', 'v1', 'ServiceAccount', 'serviceaccounts'),
+  defineKind('', 'v1', 'ConfigMap', 'configmaps'),
   defineKind('rbac.authorization.k8s.io', 'v1', 'Role', 'roles'),
   defineKind('rbac.authorization.k8s.io', 'v1', 'RoleBinding', 'rolebindings'),
   defineKind('dapr.io', 'v1alpha1', 'Component', 'components'),

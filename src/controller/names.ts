@@ -23,7 +23,9 @@ export type ChildRole =
   | 'pubsub'
   | 'secret-store'
   | 'subscription'
-  | 'service-account';
+  | 'service-account'
+  | 'swap-plan'
+  | 'swap-control';
 
 export const names = {
   /** The task service's Deployment, Service, ServiceAccount and Dapr app-id. */
@@ -33,6 +35,10 @@ export const names = {
   secretStoreComponent: (taskApi: TaskApi): string => `${taskApi.metadata.name}-secrets`,
   subscription: (taskApi: TaskApi): string => `${taskApi.metadata.name}-task-events`,
   secretReaderRole: (taskApi: TaskApi): string => `${taskApi.metadata.name}-secret-reader`,
+  /** The ConfigMap holding the swap plan task pods start from. */
+  swapPlan: (taskApi: TaskApi): string => `${taskApi.metadata.name}-swap-plan`,
+  /** The Secret holding the token the operator presents to task pods to drive a swap. */
+  swapControl: (taskApi: TaskApi): string => `${taskApi.metadata.name}-swap-control`,
 };
 
 /** Labels on every child: selectable as managed by us, and by instance and role. */

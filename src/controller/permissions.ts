@@ -1,7 +1,8 @@
 /**
  * The least privilege the operator needs, derived from what the code touches:
  * owned kinds (from CHILD_KINDS) are watched, applied and pruned; TaskApis are
- * watched and their status written; Secrets are only read (preflight, key names);
+ * watched and their status written; Secrets are read (preflight, key names) and
+ * one per TaskApi is created (the swap control token); task pods are listed;
  * Events are created. Rendered into config/rbac by `npm run generate`.
  */
 import { GROUP, PLURAL } from '../api/resource.ts';
@@ -29,7 +30,10 @@ export function clusterRules(): PolicyRule[] {
       // Server-side apply creates or patches; pruning deletes.
       verbs: ['get', 'list', 'watch', 'create', 'patch', 'delete'],
     })),
-    { apiGroups: [''], resources: ['secrets'], verbs: ['get'] },
+    // Read: preflight's key names, and the swap control token it made. Create: that token's Secret, once.
+    { apiGroups: [''], resources: ['secrets'], verbs: ['get', 'create'] },
+    // A swap reaches every running task pod: a fresh list, never a watch.
+    { apiGroups: [''], resources: ['pods'], verbs: ['list'] },
     { apiGroups: [''], resources: ['events'], verbs: ['create'] },
   ];
 }

@@ -11,7 +11,7 @@
 import { secretRefsFor, type StateBackend, type TaskApi } from '../api/resource.ts';
 import type { TaskApiStatus } from '../api/taskapi.ts';
 import { containsDesired } from './compare.ts';
-import { desiredChildren, type Manifest, type Placement } from './desired.ts';
+import { desiredChildren, type Manifest } from './desired.ts';
 import type { EventRecorder, EventType } from './events.ts';
 import type { Index, Informer } from '../kube/informers.ts';
 import { isNotFound, KubeApiError, rfc3339, type KubeClient } from '../kube/client.ts';
@@ -24,6 +24,10 @@ import { childSnapshot, type ChildSnapshot, type TaskApiSnapshot } from './snaps
 import { applyTaskApiStatus, secretKeys } from './taskapi-client.ts';
 import { computeStatus, type DeploymentState, type PassOutcome } from './status.ts';
 import { preflightKeyOf, renderingOf, type VerifiedChild, type VerifiedPasses } from './verified.ts';
+import { decideSwap, statusOf, SWAP_STEP_INTERVAL_MS } from './migration.ts';
+import type { ControlTokens } from './control-token.ts';
+import { stepSwap, type SwapSettings } from './swap.ts';
+import { clusterSwapPods } from './swap-pods.ts';
 
 /**
  * The API refusals retrying cannot fix: the object we render is invalid (400,
@@ -55,6 +59,9 @@ export interface ReconcileContext {
   settings: BuildSettings;
   /** Per TaskApi key: what the last complete pass left in place. */
   verified: VerifiedPasses;
+  /** The token each TaskApi's pods accept from the operator during a swap. */
+  controlTokens: ControlTokens;
+  swapSettings: SwapSettings;
   now: () => Date;
 }
 
@@ -87,11 +94,14 @@ export async function reconcile(ctx: ReconcileContext, key: string): Promise<Rec
   const checked = !blocked && ctx.verified.passedPreflight(key, generation, target);
   const preflighted = !checked && (specChanged || blocked || running !== target);
   const missing = preflighted ? await preflight(ctx, taskApi, target) : [];
-  const placement = place(running, target, missing.length === 0);
+  const decision = decideSwap(taskApi, missing.length === 0);
+  const { placement } = decision;
 
   const outcome: PassOutcome = { podBackend: placement?.podBackend, deployment: undefined, missing };
   const rendering = renderingOf(taskApi.metadata.uid, generation, placement);
   try {
+    // Before the Deployment: its pods read the control token from this Secret.
+    const token = placement ? await ctx.controlTokens.ensure(ctx.kube, taskApi) : undefined;
     const inPlace = ctx.verified.stillInPlace(
       key,
       rendering,
@@ -115,6 +125,10 @@ export async function reconcile(ctx: ReconcileContext, key: string): Promise<Rec
       });
       outcome.deployment = applied.deployment;
     }
+    if (decision.swap && token !== undefined) {
+      const stepped = await stepSwap(decision.swap, clusterSwapPods(ctx.kube, taskApi, token), ctx.swapSettings);
+      outcome.swap = { ...statusOf(taskApi, stepped), started: decision.started, reverted: decision.reverted };
+    }
   } catch (error) {
     outcome.failure = { reason: 'ApplyFailed', message: error instanceof Error ? error.message : String(error) };
     await writeStatus(ctx, taskApi, outcome);
@@ -122,22 +136,10 @@ export async function reconcile(ctx: ReconcileContext, key: string): Promise<Rec
     throw error;
   }
   await writeStatus(ctx, taskApi, outcome);
+  if (outcome.swap && outcome.swap.swap.phase !== 'Completed') return { requeueAfterMs: SWAP_STEP_INTERVAL_MS };
+  // Completed this pass: the next one rolls the pods onto the new store and removes the old Component.
+  if (outcome.swap) return { requeueAfterMs: 0 };
   return missing.length > 0 ? { requeueAfterMs: MISSING_SECRET_RECHECK_MS } : {};
-}
-
-/**
- * Where the pods run this pass. During a swap both state Components exist and the
- * pods roll onto the new one; the old one goes once status says the pods left it.
- * When the target's Secrets are missing, the running backend stays untouched.
- */
-export function place(
-  running: StateBackend | undefined,
-  target: StateBackend,
-  preflightPassed: boolean,
-): Placement | undefined {
-  if (!preflightPassed) return running ? { podBackend: running, stateBackends: [running] } : undefined;
-  if (running && running !== target) return { podBackend: target, stateBackends: [running, target] };
-  return { podBackend: target, stateBackends: [target] };
 }
 
 /** What is missing among the referenced Secrets and keys, named for a person. Reads key names only, never values. */
@@ -238,7 +240,7 @@ async function writeStatus(ctx: ReconcileContext, taskApi: TaskApi, outcome: Pas
   const status = computeStatus(taskApi, outcome, rfc3339(ctx.now()));
   if (canonicalJson(status) === canonicalJson(taskApi.status ?? {})) return;
   await applyTaskApiStatus(ctx.kube, taskApi, status);
-  recordTransitions(ctx, taskApi, taskApi.status, status);
+  recordTransitions(ctx, taskApi, taskApi.status, status, outcome);
 }
 
 /** Events for what a person watching `kubectl describe` wants to know: creation, swaps, failures. */
@@ -247,20 +249,24 @@ function recordTransitions(
   taskApi: TaskApi,
   before: TaskApiStatus | undefined,
   after: TaskApiStatus,
+  outcome: PassOutcome,
 ): void {
   const events: [EventType, string, string][] = [];
   if (!before?.conditions)
     events.push(['Normal', 'Created', `rendering the task service on ${taskApi.spec.stateBackend}`]);
   const swap = after.swap;
-  if (swap && (before?.swap?.phase !== swap.phase || before.swap.to !== swap.to)) {
-    if (swap.phase === 'RollingOut')
-      events.push(['Normal', 'SwapStarted', `moving the state store from ${swap.from} to ${swap.to}`]);
-    if (swap.phase === 'Completed')
-      events.push([
-        'Normal',
-        'SwapCompleted',
-        `the pods now run on ${swap.to}; the ${swap.from} state Component goes next`,
-      ]);
+  const was = before?.swap;
+  if (swap && (was?.phase !== swap.phase || was.to !== swap.to || was.from !== swap.from)) {
+    const moving = `the tasks from ${swap.from} to ${swap.to}`;
+    if (outcome.swap?.reverted) {
+      events.push(['Normal', 'SwapReverted', `spec.stateBackend is ${taskApi.spec.stateBackend} again: moving back`]);
+    }
+    if (outcome.swap?.started) events.push(['Normal', 'SwapStarted', `moving ${moving}`]);
+    if (swap.phase === 'Completed') {
+      events.push(['Normal', 'SwapCompleted', `moved ${moving}; the ${swap.from} state Component goes next`]);
+    } else if (swap.phase !== 'Blocked') {
+      events.push(['Normal', 'SwapPhase', `${swap.phase}: moving ${moving} (${swap.progress ?? '0/0'} copied)`]);
+    }
   }
   const degraded = after.conditions?.find((c) => c.type === 'Degraded');
   const wasDegraded = before?.conditions?.find((c) => c.type === 'Degraded');

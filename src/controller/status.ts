@@ -28,6 +28,14 @@ export interface PassOutcome {
   missing: string[];
   /** A failure this pass could not get past, already safe to show (no secret in it). */
   failure?: { reason: string; message: string };
+  /** The swap of state stores this pass took a step of (migration.ts). */
+  swap?: {
+    swap: NonNullable<TaskApiStatus['swap']>;
+    stateBackend: StateBackend;
+    stateGeneration: string;
+    started: boolean;
+    reverted: boolean;
+  };
 }
 
 /** The Deployment has rolled out its current template: every pod is new and available. */
@@ -74,24 +82,40 @@ export function computeStatus(taskApi: TaskApi, outcome: PassOutcome, now: strin
   const available = deployment?.status?.availableReplicas ?? 0;
   const done = podBackend !== undefined && rolledOut(deployment);
 
-  // The backend running pods use moves only once the rollout onto it has finished.
-  const stateBackend = done ? podBackend : previous?.stateBackend;
-  const from = previous?.stateBackend;
-  const swapping = from !== undefined && from !== target;
-
+  // Outside a swap, the backend is recorded once the first rollout onto it has finished.
+  let stateBackend = done ? podBackend : previous?.stateBackend;
+  let stateGeneration = previous?.stateGeneration;
   let swap: TaskApiStatus['swap'] = previous?.swap;
-  if (swapping) {
-    const phase = missing.length > 0 ? 'Blocked' : done ? 'Completed' : 'RollingOut';
-    swap = { from, to: target, phase, ...(phase === 'Blocked' ? { message: missingMessage(missing) } : {}) };
+  const from = previous?.stateBackend;
+  if (outcome.swap) {
+    ({ swap, stateBackend, stateGeneration } = outcome.swap);
+  } else if (from !== undefined && from !== target && missing.length > 0) {
+    // Preflight refused the target: nothing starts, the running store stays the source of truth.
+    stateBackend = from;
+    swap = {
+      from,
+      to: target,
+      phase: 'Blocked',
+      message: missingMessage(missing),
+      ...(previous?.swap?.revision === undefined ? {} : { revision: previous.swap.revision }),
+    };
   }
+  const migrating = swap !== undefined && swap.phase !== 'Completed' && swap.phase !== 'Blocked';
 
   const serving = deployment !== undefined && available >= desiredReplicas;
   const degraded =
-    failure ?? (missing.length > 0 ? { reason: 'SecretMissing', message: missingMessage(missing) } : undefined);
-  const progressing = !done || stateBackend !== target;
-  const progressMessage = swapping
-    ? `moving the state store from ${from} to ${target}`
-    : `rolling out ${desiredReplicas} pod(s) on ${target}`;
+    failure ??
+    (missing.length > 0
+      ? { reason: 'SecretMissing', message: missingMessage(missing) }
+      : migrating && swap?.message !== undefined
+        ? { reason: 'SwapBlocked', message: `swap from ${swap.from} to ${swap.to}, ${swap.phase}: ${swap.message}` }
+        : undefined);
+  const progressing = migrating || !done || stateBackend !== target;
+  const progressMessage =
+    migrating && swap
+      ? `moving the tasks from ${swap.from} to ${swap.to}: phase ${swap.phase}, ${swap.progress ?? '0/0'} copied`
+      : `rolling out ${desiredReplicas} pod(s) on ${target}`;
+  const progressReason = degraded && !migrating ? 'Blocked' : migrating ? 'Migrating' : 'RollingOut';
 
   const conditions = [
     condition(
@@ -108,9 +132,9 @@ export function computeStatus(taskApi: TaskApi, outcome: PassOutcome, now: strin
     condition(
       previous?.conditions,
       'Progressing',
-      progressing && degraded === undefined,
-      progressing ? (degraded ? 'Blocked' : swapping ? 'SwapInProgress' : 'RollingOut') : 'Complete',
-      progressing ? (degraded ? degraded.message : progressMessage) : `running on ${target}`,
+      progressing && (degraded === undefined || migrating),
+      progressing ? progressReason : 'Complete',
+      progressing ? (degraded && !migrating ? degraded.message : progressMessage) : `running on ${target}`,
       generation,
       now,
     ),
@@ -128,6 +152,7 @@ export function computeStatus(taskApi: TaskApi, outcome: PassOutcome, now: strin
   return {
     ...(generation !== undefined ? { observedGeneration: generation } : {}),
     ...(stateBackend ? { stateBackend } : {}),
+    ...(stateGeneration ? { stateGeneration } : {}),
     replicas: deployment?.status?.replicas ?? 0,
     readyReplicas,
     replicaSummary: `${readyReplicas}/${desiredReplicas}`,

@@ -8,18 +8,11 @@
  * reached through the SwapPods port (HTTP to each pod in the cluster).
  */
 import type { StoreRef, SwapJobKind, SwapJobStatus, SwapPlan, SwapReport } from '../api/contract.ts';
+import { SWAP_PHASES } from '../api/resource.ts';
 
-export const SWAP_PHASES = [
-  'TargetAdded',
-  'DualWrite',
-  'Backfill',
-  'Verify',
-  'Flip',
-  'Flipped',
-  'Finish',
-  'Done',
-] as const;
-export type SwapPhase = (typeof SWAP_PHASES)[number];
+/** The phases the driver steps through (status.swap.phase also has Blocked: preflight refused to start). */
+export type SwapPhase = Exclude<(typeof SWAP_PHASES)[number], 'Blocked'>;
+const PHASES = SWAP_PHASES.filter((phase): phase is SwapPhase => phase !== 'Blocked');
 
 /** Where a swap stands: what status records. */
 export interface SwapState {
@@ -38,11 +31,15 @@ export interface SwapState {
   flipRetries: number;
   /** Copier jobs finished so far: names the next one, so a step repeated after a restart follows the same job. */
   jobs: number;
+  /** The plan last published and sent to the pods. */
+  plan: SwapPlan | undefined;
 }
 
 export interface SwapPods {
   /** The pods running now, by a stable name. */
   list(): Promise<string[]>;
+  /** Makes `plan` what pods start from (the operator's ConfigMap), before any pod is sent it. */
+  publish(plan: SwapPlan): Promise<void>;
   report(pod: string): Promise<SwapReport>;
   /** Sets the pod's plan; answers once it is in force (for a fence: its writes in flight done). */
   push(pod: string, plan: SwapPlan): Promise<SwapReport>;
@@ -76,6 +73,7 @@ export function startSwap(from: StoreRef, to: StoreRef, revision: number): SwapS
     longestFenceMs: 0,
     flipRetries: 0,
     jobs: 0,
+    plan: undefined,
   };
 }
 
@@ -102,12 +100,12 @@ export function planOf(state: SwapState, revision: number, fenceTimeoutMs: numbe
       // The new store is the truth; the old one is still mirrored, so going back is cheap.
       return plan(to, from);
     case 'Finish':
-    case 'Done':
+    case 'Completed':
       return plan(to, null);
   }
 }
 
-const next = (phase: SwapPhase): SwapPhase => SWAP_PHASES[SWAP_PHASES.indexOf(phase) + 1] ?? 'Done';
+const next = (phase: SwapPhase): SwapPhase => PHASES[PHASES.indexOf(phase) + 1] ?? 'Completed';
 
 const message = (error: unknown): string => (error instanceof Error ? error.message : String(error));
 
@@ -124,9 +122,13 @@ export async function stepSwap(state: SwapState, pods: SwapPods, settings: SwapS
         return await confirmed(state, pods, settings, (report) =>
           report.loaded.includes(state.to.component) ? undefined : `${state.to.component} not loaded`,
         );
+      case 'Finish':
+        // Undone before the flip: the old store was the truth throughout, so no pod needs to confirm going back
+        // to it alone (one that does not answer yet reads the plan from the ConfigMap, or hears it next time).
+        if (sameRef(state.from, state.to)) return await everyPodTold(state, pods, settings);
+        return await confirmed(state, pods, settings, () => undefined);
       case 'DualWrite':
       case 'Flipped':
-      case 'Finish':
         return await confirmed(state, pods, settings, () => undefined);
       case 'Backfill':
       case 'Verify': {
@@ -144,7 +146,7 @@ export async function stepSwap(state: SwapState, pods: SwapPods, settings: SwapS
       }
       case 'Flip':
         return await flip(state, pods, settings);
-      case 'Done':
+      case 'Completed':
         return state;
     }
   } catch (error) {
@@ -163,29 +165,60 @@ async function confirmed(
   check: (report: SwapReport) => string | undefined,
 ): Promise<SwapState> {
   const deadline = settings.now() + settings.stepTimeoutMs;
-  let revision = state.revision;
-  let plan = planOf(state, revision, settings.fenceTimeoutMs);
+  // The plan of this phase: the one already published, or the same at a new revision.
+  let plan = state.plan;
+  if (!plan || !samePlan(plan, planOf(state, plan.revision, settings.fenceTimeoutMs))) {
+    const reports = await Promise.all((await pods.list()).map((pod) => pods.report(pod)));
+    const revision = Math.max(state.revision, ...reports.map((report) => report.plan.revision)) + 1;
+    plan = planOf(state, revision, settings.fenceTimeoutMs);
+    // Published before any pod hears of it: a pod starting from here on starts from it.
+    await pods.publish(plan);
+  }
+  const published = { ...state, revision: plan.revision, plan };
   for (;;) {
     const names = await pods.list();
-    const reports = await Promise.all(names.map((pod) => pods.report(pod)));
-    // A plan of this phase at the revision recorded, or a new revision for it.
-    if (reports.some((report) => !samePlan(report.plan, plan))) {
-      if (reports.some((report) => report.plan.revision >= revision && !samePlan(report.plan, plan))) {
-        revision = Math.max(...reports.map((report) => report.plan.revision)) + 1;
-        plan = planOf(state, revision, settings.fenceTimeoutMs);
-      }
-    }
     const answers = await Promise.all(names.map((pod) => pods.push(pod, plan)));
     const missing = answers
       .map((report, index) =>
         samePlan(report.plan, plan) ? check(report) : `pod ${names[index]} runs revision ${report.plan.revision}`,
       )
       .filter((problem): problem is string => problem !== undefined);
-    if (missing.length === 0) return { ...state, revision, phase: next(state.phase), blocked: undefined };
-    if (settings.now() > deadline) return { ...state, revision, blocked: missing.join('; ') };
+    if (missing.length === 0) return { ...published, phase: next(state.phase), blocked: undefined };
+    if (settings.now() > deadline) return { ...published, blocked: missing.join('; ') };
     await settings.sleep(200);
   }
 }
+
+/** Publishes the phase's plan and tells every pod that answers; done whatever the others do. */
+async function everyPodTold(state: SwapState, pods: SwapPods, settings: SwapSettings): Promise<SwapState> {
+  const quick: SwapSettings = { ...settings, stepTimeoutMs: 0 };
+  const told = await confirmed(state, guarded(pods), quick, () => undefined);
+  return { ...told, phase: next(state.phase), blocked: undefined };
+}
+
+/** `pods` whose calls that fail answer a report of revision -1 (not confirming) instead of failing the step. */
+function guarded(pods: SwapPods): SwapPods {
+  const silent = (plan: SwapPlan): SwapReport => ({
+    plan: { ...plan, revision: -1 },
+    inflight: 0,
+    debt: 0,
+    loaded: [],
+    job: null,
+  });
+  return {
+    ...pods,
+    report: (pod) => pods.report(pod).catch(() => silent(planless)),
+    push: (pod, plan) => pods.push(pod, plan).catch(() => silent(plan)),
+  };
+}
+
+const planless: SwapPlan = {
+  revision: -1,
+  truth: { component: '', generation: '0' },
+  mirror: null,
+  fenced: false,
+  fenceTimeoutMs: 100,
+};
 
 const sameRef = (a: StoreRef | null, b: StoreRef | null): boolean =>
   a === b || (a !== null && b !== null && a.component === b.component && a.generation === b.generation);
@@ -269,7 +302,7 @@ async function lift(
  * Once flipped, and while the old store is still mirrored (Flipped), the swap
  * runs the other way into it, in the generation it kept, so the copier only
  * indexes what was created since. During the flip itself, undefined: the flip
- * is bounded, so the caller waits for it. After it (Finish, Done) the old
+ * is bounded, so the caller waits for it. After it (Finish, Completed) the old
  * store is no longer current: a new swap into a fresh generation.
  */
 export function reverseSwap(state: SwapState): SwapState | undefined {
@@ -284,7 +317,7 @@ export function reverseSwap(state: SwapState): SwapState | undefined {
     case 'Flipped':
       return { ...startSwap(state.to, state.from, state.revision), phase: 'Backfill' };
     case 'Finish':
-    case 'Done':
+    case 'Completed':
       return undefined;
   }
 }

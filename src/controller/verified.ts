@@ -32,7 +32,11 @@ export interface VerifiedPass {
 
 /** What a pass renders from: the TaskApi's identity and generation, and where its pods run. */
 export function renderingOf(uid: string, generation: number | undefined, placement: Placement | undefined): string {
-  return `${uid}/${generation ?? 0}/${placement?.podBackend ?? '-'}/${placement?.stateBackends.join(',') ?? '-'}`;
+  // A plan's revision names it: the swap driver gives every changed plan a new one.
+  const where = placement
+    ? `${placement.podBackend}@${placement.podGeneration}/${placement.stateBackends.join(',')}/plan ${placement.plan.revision}`
+    : '-/-';
+  return `${uid}/${generation ?? 0}/${where}`;
 }
 
 /** The preflight a generation and target passed, as VerifiedPass.passedPreflight records it. */

@@ -32,6 +32,7 @@ export class KubeApiError extends Error {
 }
 
 export const isNotFound = (error: unknown): boolean => error instanceof KubeApiError && error.statusCode === 404;
+export const isConflict = (error: unknown): boolean => error instanceof KubeApiError && error.statusCode === 409;
 
 /** A Kubernetes Status body (what error responses and watch ERROR events carry). */
 interface StatusBody {

@@ -25,6 +25,7 @@ export const defineKind = (group: string, version: string, kind: string, plural:
 export const SECRET_KIND = defineKind('', 'v1', 'Secret', 'secrets');
 export const EVENT_KIND = defineKind('', 'v1', 'Event', 'events');
 export const LEASE_KIND = defineKind('coordination.k8s.io', 'v1', 'Lease', 'leases');
+export const POD_KIND = defineKind('', 'v1', 'Pod', 'pods');
 
 /** The kinds a client may touch, found by an object's apiVersion and kind. */
 export class KindRegistry {
@@ -32,7 +33,10 @@ export class KindRegistry {
 
   constructor(kinds: readonly KindInfo[]) {
     this.known = new Map(
-      [...kinds, SECRET_KIND, EVENT_KIND, LEASE_KIND].map((info) => [`${info.apiVersion}/${info.kind}`, info]),
+      [...kinds, SECRET_KIND, EVENT_KIND, LEASE_KIND, POD_KIND].map((info) => [
+        `${info.apiVersion}/${info.kind}`,
+        info,
+      ]),
     );
   }
 

@@ -14,6 +14,10 @@ const taskServiceEnvSchema = z
   .object({
     [SERVICE_ENV.appPort]: port(3000),
     [SERVICE_ENV.stateStore]: name,
+    [SERVICE_ENV.stateGeneration]: z
+      .string()
+      .regex(/^(0|g\d{1,9})$/, 'a store layout generation: 0 or g<n>')
+      .default('0'),
     [SERVICE_ENV.pubsub]: name,
     [SERVICE_ENV.topic]: name.default('tasks'),
     [SERVICE_ENV.secretStore]: name.optional(),
@@ -52,6 +56,8 @@ export interface ListenSettings {
 export interface TaskServiceConfig extends ListenSettings {
   sidecar: SidecarAddress;
   stateStore: string;
+  /** The layout generation of the tasks in it (src/service/task-index.ts). */
+  stateGeneration: string;
   pubsub: string;
   topic: string;
   secretStore: string | undefined;
@@ -84,6 +90,7 @@ export function taskServiceConfigFromEnv(env: NodeJS.ProcessEnv): TaskServiceCon
     logLevel: e.LOG_LEVEL,
     sidecar: { host: e.DAPR_HOST, httpPort: e.DAPR_HTTP_PORT },
     stateStore: e[SERVICE_ENV.stateStore],
+    stateGeneration: e[SERVICE_ENV.stateGeneration],
     pubsub: e[SERVICE_ENV.pubsub],
     topic: e[SERVICE_ENV.topic],
     secretStore: e[SERVICE_ENV.secretStore],

@@ -24,7 +24,8 @@ const sidecar = daprSidecar(client);
 const secrets = config.secretStore === undefined ? undefined : daprSecrets(client, config.secretStore);
 // The plan of a swap under way when this pod starts (the operator's ConfigMap), else the one store of the env.
 const initialPlan =
-  (config.swapPlanFile === undefined ? undefined : readPlanFile(config.swapPlanFile)) ?? steadyPlan(config.stateStore);
+  (config.swapPlanFile === undefined ? undefined : readPlanFile(config.swapPlanFile)) ??
+  steadyPlan(config.stateStore, config.stateGeneration);
 const store = new SwapStore(client, initialPlan, logger);
 const components = [
   config.stateStore,

@@ -27,10 +27,10 @@ export const DEFAULT_FENCE_TIMEOUT_MS = 10_000;
 /** How often debt (mirror writes that failed) is tried again. */
 const DEBT_RETRY_MS = 500;
 
-export function steadyPlan(component: string): SwapPlan {
+export function steadyPlan(component: string, generation = FIRST_GENERATION): SwapPlan {
   return {
     revision: 0,
-    truth: { component, generation: FIRST_GENERATION },
+    truth: { component, generation },
     mirror: null,
     fenced: false,
     fenceTimeoutMs: DEFAULT_FENCE_TIMEOUT_MS,

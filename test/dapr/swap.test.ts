@@ -38,11 +38,11 @@ interface Drive {
   blocked: string[];
 }
 
-/** Steps the swap until `until` (default: Done), as the operator would, one step per pass. */
+/** Steps the swap until `until` (default: Completed), as the operator would, one step per pass. */
 async function drive(
   stack: TaskServiceStack,
   state: SwapState,
-  until: (state: SwapState) => boolean = (s) => s.phase === 'Done',
+  until: (state: SwapState) => boolean = (s) => s.phase === 'Completed',
   maxSteps = 200,
 ): Promise<Drive> {
   const pods = swapPods(() => stack.replicas.map((replica) => replica.url), CONTROL_TOKEN);
@@ -100,8 +100,8 @@ describe('a swap of state stores under load', () => {
           `phases ${result.phases.join(' > ')}, longest fence ${result.state.longestFenceMs} ms, ` +
           `flip retries ${result.state.flipRetries}, ${model.requests} requests so far, ${model.failures.length} failed`,
       );
-      expect(result.state.phase).toBe('Done');
-      expect(result.phases).toEqual(['TargetAdded', 'DualWrite', 'Backfill', 'Verify', 'Flip', 'Finish', 'Done']);
+      expect(result.state.phase).toBe('Completed');
+      expect(result.phases).toEqual(['TargetAdded', 'DualWrite', 'Backfill', 'Verify', 'Flip', 'Finish', 'Completed']);
       expect(model.failures).toEqual([]);
       expect(model.wrongReads).toEqual([]);
       for (const replica of stack.replicas) {
@@ -139,7 +139,7 @@ describe('a swap of state stores under load', () => {
       const result = await drive(stack, back as SwapState);
       endLoad(undefined);
       await load;
-      expect(result.state.phase).toBe('Done');
+      expect(result.state.phase).toBe('Completed');
       expect(model.failures).toEqual([]);
       expect(model.wrongReads).toEqual([]);
       for (const replica of stack.replicas) {

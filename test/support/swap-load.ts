@@ -5,13 +5,24 @@
  * nothing acknowledged was lost and that every read answered what the model
  * says.
  */
-import { SWAP_JOB_ROUTE, SWAP_ROUTE, type SwapJobStatus, type SwapReport } from '../../src/api/contract.ts';
+import {
+  SWAP_JOB_ROUTE,
+  SWAP_ROUTE,
+  type SwapJobStatus,
+  type SwapPlan,
+  type SwapReport,
+} from '../../src/api/contract.ts';
 import type { SwapPods } from '../../src/controller/swap.ts';
 import type { Task, TaskStatus } from '../../src/service/schemas/task.ts';
 import { jsonClient, type JsonClient } from './http.ts';
 import { allTasks } from './task-service-stack.ts';
 
-export function swapPods(urls: () => string[], token: string): SwapPods {
+/** `publish`: where a plan goes before pods hear of it (a file a restarted replica starts from). */
+export function swapPods(
+  urls: () => string[],
+  token: string,
+  publish: (plan: SwapPlan) => void = () => undefined,
+): SwapPods {
   const call = async <T>(url: string, method: string, path: string, body?: unknown): Promise<T> => {
     const response = await jsonClient(url, token).request<T>(method, path, body);
     if (response.status >= 400 && !(method === 'PUT' && response.status === 409)) {
@@ -21,6 +32,10 @@ export function swapPods(urls: () => string[], token: string): SwapPods {
   };
   return {
     list: () => Promise.resolve(urls()),
+    publish: (plan) => {
+      publish(plan);
+      return Promise.resolve();
+    },
     report: (pod) => call<SwapReport>(pod, 'GET', SWAP_ROUTE),
     push: (pod, plan) => call<SwapReport>(pod, 'PUT', SWAP_ROUTE, plan),
     startJob: (pod, job) => call<SwapJobStatus>(pod, 'POST', SWAP_JOB_ROUTE, job),

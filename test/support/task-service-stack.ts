@@ -99,7 +99,10 @@ function daprResources(taskApi: TaskApi, backends: StateBackend[], kubeconfig: s
 /** The container's env as a process environment; `overrides` for what differs on one host (ports). */
 function containerEnv(deployment: V1Deployment, overrides: Record<string, string>): NodeJS.ProcessEnv {
   const container = deployment.spec?.template.spec?.containers[0];
-  const env = Object.fromEntries((container?.env ?? []).map((variable) => [variable.name, variable.value ?? '']));
+  // Variables from Secrets (the swap's control token) are for kubelet to resolve: a stack sets its own.
+  const env = Object.fromEntries(
+    (container?.env ?? []).flatMap((variable) => (variable.value === undefined ? [] : [[variable.name, variable.value]])),
+  );
   // SERVICE_NODE_OPTIONS reaches the service's Node (a benchmark profiling it: --cpu-prof).
   const nodeOptions = process.env['SERVICE_NODE_OPTIONS'];
   return { PATH: process.env.PATH, ...(nodeOptions ? { NODE_OPTIONS: nodeOptions } : {}), ...env, ...overrides };

@@ -1,3 +1,4 @@
+import type { SwapPlan } from '../../src/api/contract.ts';
 import type { V1Deployment } from '@kubernetes/client-node';
 import { describe, expect, it } from 'vitest';
 import { desiredChildren, type Manifest } from '../../src/controller/desired.ts';
@@ -6,7 +7,19 @@ import type { DaprComponent } from '../../src/controller/resources/components.ts
 import { DEFAULT_BUILD_SETTINGS } from '../../src/controller/resources/deployment.ts';
 import { taskApiFixture } from '../support/taskapi-fixtures.ts';
 
-const onRedis = { podBackend: 'redis', stateBackends: ['redis'] } as const;
+const plan = (component: string): SwapPlan => ({
+  revision: 0,
+  truth: { component, generation: '0' },
+  mirror: null,
+  fenced: false,
+  fenceTimeoutMs: 10_000,
+});
+const onRedis = {
+  podBackend: 'redis',
+  podGeneration: '0',
+  stateBackends: ['redis'],
+  plan: plan('x-state-redis'),
+} as const;
 const render = (taskApi = taskApiFixture(), placement: Parameters<typeof desiredChildren>[1] = onRedis) =>
   desiredChildren(taskApi, placement, DEFAULT_BUILD_SETTINGS);
 const find = (children: Manifest[], kind: string, name: string): Manifest => {
@@ -54,7 +67,19 @@ describe('desired children of a TaskApi', () => {
       PUBSUB_TOPIC: 'tasks',
       SECRET_STORE_NAME: 'tasks-secrets',
       NOTIFICATION_APP_ID: 'notifier',
+      STATE_STORE_GENERATION: '0',
+      SWAP_PLAN_FILE: '/etc/taskapi/swap/plan.json',
+      // From the Secret the operator makes: the token it drives a swap with.
+      CONTROL_TOKEN: undefined,
     });
+    const taskContainer = template?.spec?.containers[0];
+    expect(taskContainer?.env?.find((item) => item.name === 'CONTROL_TOKEN')?.valueFrom).toEqual({
+      secretKeyRef: { name: 'tasks-swap-control', key: 'token' },
+    });
+    expect(taskContainer?.volumeMounts).toEqual([{ name: 'swap-plan', mountPath: '/etc/taskapi/swap', readOnly: true }]);
+    expect(template?.spec?.volumes).toEqual([
+      { name: 'swap-plan', configMap: { name: 'tasks-swap-plan', optional: true } },
+    ]);
     const container = template?.spec?.containers[0];
     expect(container?.securityContext).toMatchObject({
       allowPrivilegeEscalation: false,
@@ -65,7 +90,7 @@ describe('desired children of a TaskApi', () => {
   });
 
   it('name the state Component after its backend, scope every Component to the app-id, and reference credentials only', () => {
-    const children = render(taskApiFixture(), { podBackend: 'redis', stateBackends: ['redis', 'postgresql'] });
+    const children = render(taskApiFixture(), { ...onRedis, stateBackends: ['redis', 'postgresql'] });
     const redis = componentNamed(children, 'tasks-state-redis');
     const postgresql = componentNamed(children, 'tasks-state-postgresql');
     expect(redis.spec.type).toBe('state.redis');
@@ -90,9 +115,9 @@ describe('desired children of a TaskApi', () => {
     expect(hashOf(render())).toBe(base);
     expect(hashOf(render(taskApiFixture({ replicas: 5 })))).toBe(base);
     expect(hashOf(render(taskApiFixture({ redis: { host: 'other-redis:6379' } })))).not.toBe(base);
-    expect(hashOf(render(taskApiFixture(), { podBackend: 'postgresql', stateBackends: ['postgresql'] }))).not.toBe(
-      base,
-    );
+    expect(
+      hashOf(render(taskApiFixture(), { ...onRedis, podBackend: 'postgresql', stateBackends: ['postgresql'] })),
+    ).not.toBe(base);
   });
 
   it('include the notification service only when the TaskApi asks for it', () => {
@@ -134,7 +159,8 @@ describe('desired children of a TaskApi', () => {
       'Component/tasks-state-redis': '2b99751d59b53365',
       'Component/tasks-pubsub': '5a01aa80e3a577ef',
       'Subscription/tasks-task-events': '693ee37352745c3d',
-      'Deployment/tasks': 'b20ed4c9390941ec',
+      'ConfigMap/tasks-swap-plan': '11a349113660a5d2',
+      'Deployment/tasks': 'add4b2c95ae4c9d7',
       'Service/tasks': '785ad5c280c46e70',
     });
   });

@@ -6,26 +6,81 @@
 import { describe, expect, it } from 'vitest';
 import type { StateBackend, TaskApi } from '../../src/api/resource.ts';
 import type { TaskApiStatus } from '../../src/api/taskapi.ts';
-import { isTerminalApiError, place } from '../../src/controller/reconcile.ts';
+import type { SwapPlan } from '../../src/api/contract.ts';
+import type { Placement } from '../../src/controller/desired.ts';
+import { decideSwap } from '../../src/controller/migration.ts';
+import { isTerminalApiError } from '../../src/controller/reconcile.ts';
 import { computeStatus, rolledOut, type DeploymentState, type PassOutcome } from '../../src/controller/status.ts';
 import { preflightKeyOf, renderingOf, VerifiedPasses, type VerifiedPass } from '../../src/controller/verified.ts';
 import { KubeApiError } from '../../src/kube/client.ts';
 import { taskApiFixture } from '../support/taskapi-fixtures.ts';
 
-describe('placement: where the pods run and which state Components exist', () => {
-  it.each<[StateBackend | undefined, StateBackend, boolean, ReturnType<typeof place>]>([
-    // A new TaskApi: the target, once its Secrets are there; nothing before.
-    [undefined, 'redis', true, { podBackend: 'redis', stateBackends: ['redis'] }],
-    [undefined, 'redis', false, undefined],
-    // Steady state.
-    ['redis', 'redis', true, { podBackend: 'redis', stateBackends: ['redis'] }],
-    // A swap: both Components, pods roll to the target.
-    ['redis', 'postgresql', true, { podBackend: 'postgresql', stateBackends: ['redis', 'postgresql'] }],
-    ['postgresql', 'redis', true, { podBackend: 'redis', stateBackends: ['postgresql', 'redis'] }],
-    // A swap onto a backend whose Secrets are missing: the running backend is left alone.
-    ['redis', 'postgresql', false, { podBackend: 'redis', stateBackends: ['redis'] }],
-  ])('running %s, target %s, preflight passed %s', (running, target, passed, expected) => {
-    expect(place(running, target, passed)).toEqual(expected);
+describe('placement: where the pods run, which state Components exist, and the swap a pass steps', () => {
+  const fixture = (stateBackend: StateBackend, status?: TaskApiStatus): TaskApi => ({
+    ...taskApiFixture({ stateBackend }),
+    ...(status ? { status } : {}),
+  });
+  const running = (backend: StateBackend, swap?: TaskApiStatus['swap']): TaskApiStatus => ({
+    stateBackend: backend,
+    stateGeneration: '0',
+    ...(swap ? { swap } : {}),
+  });
+
+  it.each<[string, TaskApi, boolean, { pods?: string; components?: string[]; swap?: string }]>([
+    ['a new TaskApi: its target', fixture('redis'), true, { pods: 'redis@0', components: ['redis'] }],
+    ['a new TaskApi whose Secrets are missing: nothing yet', fixture('redis'), false, {}],
+    ['steady', fixture('redis', running('redis')), true, { pods: 'redis@0', components: ['redis'] }],
+    [
+      'a new target: a swap starts into a fresh generation; the pods stay where they are',
+      fixture('postgresql', running('redis', { from: 'redis', to: 'postgresql', phase: 'Completed', revision: 6 })),
+      true,
+      { pods: 'redis@0', components: ['redis', 'postgresql'], swap: 'TargetAdded redis@0 > postgresql@g7' },
+    ],
+    [
+      'a new target whose Secrets are missing: the running store is left alone',
+      fixture('postgresql', running('redis')),
+      false,
+      { pods: 'redis@0', components: ['redis'] },
+    ],
+    [
+      'edited back during the backfill: straight back to the old store alone, both Components kept until then',
+      fixture('redis', running('redis', { from: 'redis', to: 'postgresql', phase: 'Backfill', toGeneration: 'g1' })),
+      true,
+      { pods: 'redis@0', components: ['redis', 'postgresql'], swap: 'Finish redis@0 > redis@0' },
+    ],
+    [
+      'edited back once flipped: the swap runs the other way, into the generation the old store kept',
+      fixture(
+        'redis',
+        running('postgresql', {
+          from: 'redis',
+          to: 'postgresql',
+          phase: 'Flipped',
+          toGeneration: 'g1',
+          fromGeneration: '0',
+        }),
+      ),
+      true,
+      { pods: 'postgresql@g1', components: ['postgresql', 'redis'], swap: 'Backfill postgresql@g1 > redis@0' },
+    ],
+    [
+      'edited back during the flip: the flip ends first',
+      fixture('redis', running('redis', { from: 'redis', to: 'postgresql', phase: 'Flip', toGeneration: 'g1' })),
+      true,
+      { pods: 'redis@0', components: ['redis', 'postgresql'], swap: 'Flip redis@0 > postgresql@g1' },
+    ],
+  ])('%s', (_what, taskApi, preflightPassed, expected) => {
+    const { placement, swap } = decideSwap(taskApi, preflightPassed);
+    const at = (store: { component: string; generation: string }) =>
+      `${store.component.replace(`${taskApi.metadata.name}-state-`, '')}@${store.generation}`;
+    expect({
+      ...(placement ? { pods: `${placement.podBackend}@${placement.podGeneration}` } : {}),
+      ...(placement ? { components: placement.stateBackends } : {}),
+      ...(swap ? { swap: `${swap.phase} ${at(swap.from)} > ${at(swap.to)}` } : {}),
+    }).toEqual(expected);
+    // The pods start from the plan in force: the store that is the truth now.
+    if (placement && !swap)
+      expect(placement.plan.truth.component).toBe(`${taskApi.metadata.name}-state-${placement.podBackend}`);
   });
 });
 
@@ -45,6 +100,7 @@ function deployment(replicas: number, ready: number, { generation = 1, observed 
     },
   } satisfies DeploymentState;
 }
+
 
 function withStatus(taskApi: TaskApi, status: TaskApiStatus | undefined, generation = 1): TaskApi {
   return { ...taskApi, metadata: { ...taskApi.metadata, generation }, ...(status ? { status } : {}) };
@@ -116,45 +172,76 @@ describe('status computed by a pass', () => {
   const running = computeStatus(withStatus(redis, undefined), outcome({}), NOW);
   const toPostgres = withStatus(taskApiFixture({ stateBackend: 'postgresql', replicas: 2 }), running, 2);
 
-  it.each<[string, PassOutcome, TaskApiStatus['swap'], StateBackend, Record<string, string>]>([
+  const swapping = (phase: 'Backfill' | 'Completed', message?: string): NonNullable<PassOutcome['swap']> => ({
+    swap: {
+      from: 'redis',
+      to: 'postgresql',
+      phase,
+      progress: '640/1000',
+      ...(message === undefined ? {} : { message }),
+    },
+    stateBackend: phase === 'Completed' ? 'postgresql' : 'redis',
+    stateGeneration: phase === 'Completed' ? 'g1' : '0',
+    started: false,
+    reverted: false,
+  });
+  const rolled = deployment(2, 2, { generation: 2, observed: 2 });
+
+  it.each<[string, PassOutcome, string | undefined, StateBackend, Record<string, string>, string]>([
     [
-      'rolling onto the target',
-      outcome({ podBackend: 'postgresql', deployment: deployment(2, 1, { generation: 2, observed: 2, updated: 1 }) }),
-      { from: 'redis', to: 'postgresql', phase: 'RollingOut' },
+      'copying: Migrating, with the phase and progress; still serving from redis',
+      outcome({ podBackend: 'redis', deployment: rolled, swap: swapping('Backfill') }),
+      'Backfill',
       'redis',
       {
-        Ready: `False Unavailable @${LATER} gen2`,
-        Progressing: `True SwapInProgress @${LATER} gen2`,
+        Ready: `True Available @${NOW} gen2`,
+        Progressing: `True Migrating @${LATER} gen2`,
         Degraded: `False AsExpected @${NOW} gen2`,
       },
+      'moving the tasks from redis to postgresql: phase Backfill, 640/1000 copied',
     ],
     [
-      'rolled out onto the target',
-      outcome({ podBackend: 'postgresql', deployment: deployment(2, 2, { generation: 2, observed: 2 }) }),
-      { from: 'redis', to: 'postgresql', phase: 'Completed' },
+      'the new store unreachable: Degraded with the reason, still Migrating, still on redis',
+      outcome({ podBackend: 'redis', deployment: rolled, swap: swapping('Backfill', 'backfill failed: store down') }),
+      'Backfill',
+      'redis',
+      {
+        Ready: `True Available @${NOW} gen2`,
+        Progressing: `True Migrating @${LATER} gen2`,
+        Degraded: `True SwapBlocked @${LATER} gen2`,
+      },
+      'moving the tasks from redis to postgresql: phase Backfill, 640/1000 copied',
+    ],
+    [
+      'completed: the new store is the truth',
+      outcome({ podBackend: 'redis', deployment: rolled, swap: swapping('Completed') }),
+      'Completed',
       'postgresql',
       {
         Ready: `True Available @${NOW} gen2`,
         Progressing: `False Complete @${NOW} gen2`,
         Degraded: `False AsExpected @${NOW} gen2`,
       },
+      'running on postgresql',
     ],
     [
-      "blocked: the target's Secret is missing, the pods stay on redis",
+      "blocked: the target's Secret is missing, nothing starts, the pods stay on redis",
       outcome({ missing: ['Secret "pg-auth"'] }),
-      { from: 'redis', to: 'postgresql', phase: 'Blocked', message: 'missing Secret "pg-auth"' },
+      'Blocked',
       'redis',
       {
         Ready: `True Available @${NOW} gen2`,
         Progressing: `False Blocked @${NOW} gen2`,
         Degraded: `True SecretMissing @${LATER} gen2`,
       },
+      'missing Secret "pg-auth"',
     ],
-  ])('a swap, %s', (_what, pass, swap, backend, conditions) => {
+  ])('a swap, %s', (_what, pass, phase, backend, conditions, progressMessage) => {
     const status = computeStatus(toPostgres, pass, LATER);
-    expect(status.swap).toEqual(swap);
+    expect(status.swap?.phase).toBe(phase);
     expect(status.stateBackend).toBe(backend);
     expect(conditionsOf(status)).toEqual(conditions);
+    expect(status.conditions?.find((c) => c.type === 'Progressing')?.message).toBe(progressMessage);
   });
 
   it('a failed apply is Degraded with its reason, and says so in Ready while nothing serves', () => {
@@ -192,7 +279,15 @@ describe('which API errors stop the retries', () => {
 });
 
 describe('the verified-pass cache', () => {
-  const placement = { podBackend: 'redis' as const, stateBackends: ['redis' as const] };
+  const plan: SwapPlan = {
+    revision: 4,
+    truth: { component: 'x-state-redis', generation: '0' },
+    mirror: null,
+    fenced: false,
+    fenceTimeoutMs: 10_000,
+  };
+  const placement: Placement = { podBackend: 'redis', podGeneration: '0', stateBackends: ['redis'], plan };
+  const swapping: Placement = { ...placement, stateBackends: ['redis', 'postgresql'], plan: { ...plan, revision: 5 } };
   const rendering = renderingOf('uid-1', 3, placement);
   const pass: VerifiedPass = {
     rendering,
@@ -206,11 +301,9 @@ describe('the verified-pass cache', () => {
   const live: Record<string, string> = { 'Deployment/tasks': 'h1', 'Service/tasks': 'h2' };
 
   it('names a rendering by uid, generation and placement', () => {
-    expect(rendering).toBe('uid-1/3/redis/redis');
+    expect(rendering).toBe('uid-1/3/redis@0/redis/plan 4');
     expect(renderingOf('uid-1', undefined, undefined)).toBe('uid-1/0/-/-');
-    expect(renderingOf('uid-1', 3, { podBackend: 'postgresql', stateBackends: ['redis', 'postgresql'] })).toBe(
-      'uid-1/3/postgresql/redis,postgresql',
-    );
+    expect(renderingOf('uid-1', 3, swapping)).toBe('uid-1/3/redis@0/redis,postgresql/plan 5');
   });
 
   it.each<[string, string, number, Record<string, string>, boolean]>([
@@ -218,7 +311,7 @@ describe('the verified-pass cache', () => {
     ['a new generation', renderingOf('uid-1', 4, placement), 2, live, false],
     [
       'a swap changed the placement',
-      renderingOf('uid-1', 3, { podBackend: 'postgresql', stateBackends: ['redis', 'postgresql'] }),
+      renderingOf('uid-1', 3, swapping),
       2,
       live,
       false,

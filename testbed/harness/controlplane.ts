@@ -35,6 +35,8 @@ export const KWOK_NODE_NAME = 'kwok-node-0';
 
 /** Service IPs; they exist only inside a real node's network namespace (kube-proxy's rules). */
 export const SERVICE_CIDR = '10.96.0.0/16';
+/** Addresses of the pods kwok pretends to run (see kwokNode). */
+export const KWOK_POD_CIDR = '127.0.100.0/24';
 /** The cluster DNS Service's IP (CoreDNS, on a real node). */
 export const CLUSTER_DNS_IP = '10.96.0.10';
 
@@ -328,7 +330,13 @@ function kwokNode(name: string, tainted: boolean): object {
         type: 'kwok',
       },
     },
-    ...(tainted ? { spec: { taints: [KWOK_NODE_TAINT] } } : {}),
+    spec: {
+      // kwok gives its pods addresses from here. On loopback: nothing runs behind them, and anything that tries
+      // one (the operator reaching a task pod during a swap) is refused at once, never sent off this machine.
+      podCIDR: KWOK_POD_CIDR,
+      podCIDRs: [KWOK_POD_CIDR],
+      ...(tainted ? { taints: [KWOK_NODE_TAINT] } : {}),
+    },
     status: { allocatable: resources, capacity: resources },
   };
 }

@@ -2,7 +2,7 @@
  * The Deployments of the task service and, when asked for, the notification
  * service: one image, two entry points, each with an injected Dapr sidecar.
  */
-import type { V1Container, V1Deployment, V1ResourceRequirements } from '@kubernetes/client-node';
+import type { V1Container, V1Deployment, V1ResourceRequirements, V1Volume } from '@kubernetes/client-node';
 import { SERVICE_ENV } from '../../api/contract.ts';
 import type { StateBackend, TaskApi } from '../../api/resource.ts';
 import type { Resources } from '../../api/taskapi.ts';
@@ -14,6 +14,7 @@ import {
   labelsFor,
   type ChildRole,
 } from '../names.ts';
+import { SWAP_CONTROL_KEY, SWAP_PLAN_DIR, SWAP_PLAN_KEY } from './swap.ts';
 
 /** What the builders need beyond the TaskApi; fixed per operator build, so builders stay pure. */
 export interface BuildSettings {
@@ -71,7 +72,13 @@ const RESTRICTED_CONTAINER_SECURITY = {
   seccompProfile: { type: 'RuntimeDefault' },
 };
 
-function serviceContainer(taskApi: TaskApi, name: string, args: string[], env: Record<string, string>): V1Container {
+function serviceContainer(
+  taskApi: TaskApi,
+  name: string,
+  args: string[],
+  env: Record<string, string>,
+  extra: Pick<V1Container, 'env' | 'volumeMounts'> = {},
+): V1Container {
   const { image, appPort, resources } = taskApi.spec;
   const probe = (path: string) => ({
     httpGet: { path, port: HTTP_PORT_NAME },
@@ -88,7 +95,9 @@ function serviceContainer(taskApi: TaskApi, name: string, args: string[], env: R
     env: [
       { name: SERVICE_ENV.appPort, value: String(appPort) },
       ...Object.entries(env).map(([envName, value]) => ({ name: envName, value })),
+      ...(extra.env ?? []),
     ],
+    ...(extra.volumeMounts ? { volumeMounts: extra.volumeMounts } : {}),
     readinessProbe: probe('/readyz'),
     livenessProbe: probe('/healthz'),
     ...(requirements ? { resources: requirements } : {}),
@@ -104,6 +113,7 @@ function deployment(
   container: V1Container,
   podAnnotations: Record<string, string>,
   serviceAccountName?: string,
+  volumes?: V1Volume[],
 ): V1Deployment {
   return {
     apiVersion: 'apps/v1',
@@ -120,25 +130,34 @@ function deployment(
           ...(serviceAccountName ? { serviceAccountName } : {}),
           securityContext: { runAsNonRoot: true, seccompProfile: { type: 'RuntimeDefault' } },
           containers: [container],
+          ...(volumes ? { volumes } : {}),
         },
       },
     },
   };
 }
 
+const SWAP_PLAN_VOLUME = 'swap-plan';
+
 /**
- * The task service, running on `backend`'s state Component. `componentsHash`
- * (of the Components it runs with) goes in the pod template, so a change rolls the pods.
+ * The task service, running on `backend`'s state Component (in layout
+ * `generation`). `componentsHash` (of the Components it runs with) goes in the
+ * pod template, so a change rolls the pods. During a swap the pods follow the
+ * plan in the mounted ConfigMap and the operator's calls instead, without a
+ * rollout (docs/swap.md); the token for those calls comes from a Secret.
  */
 export function buildTaskDeployment(
   taskApi: TaskApi,
   backend: StateBackend,
   componentsHash: string,
   settings: BuildSettings,
+  generation = '0',
 ): V1Deployment {
   const { spec } = taskApi;
   const env: Record<string, string> = {
     [SERVICE_ENV.stateStore]: names.stateComponent(taskApi, backend),
+    [SERVICE_ENV.stateGeneration]: generation,
+    [SERVICE_ENV.swapPlanFile]: `${SWAP_PLAN_DIR}/${SWAP_PLAN_KEY}`,
     [SERVICE_ENV.pubsub]: names.pubsubComponent(taskApi),
     [SERVICE_ENV.topic]: spec.pubsub.topic,
     [SERVICE_ENV.secretStore]: names.secretStoreComponent(taskApi),
@@ -156,10 +175,20 @@ export function buildTaskDeployment(
     appId,
     'task-service',
     spec.replicas,
-    serviceContainer(taskApi, 'task-service', settings.taskServiceArgs, env),
+    serviceContainer(taskApi, 'task-service', settings.taskServiceArgs, env, {
+      env: [
+        {
+          name: SERVICE_ENV.controlToken,
+          valueFrom: { secretKeyRef: { name: names.swapControl(taskApi), key: SWAP_CONTROL_KEY } },
+        },
+      ],
+      volumeMounts: [{ name: SWAP_PLAN_VOLUME, mountPath: SWAP_PLAN_DIR, readOnly: true }],
+    }),
     { ...daprAnnotations(taskApi, appId), [COMPONENTS_HASH_ANNOTATION]: componentsHash },
     // Its own account: the secret store reads the TaskApi's Secrets with it (see rbac.ts).
     names.app(taskApi),
+    // Optional: a pod starting before the operator wrote the plan runs on the env's store alone.
+    [{ name: SWAP_PLAN_VOLUME, configMap: { name: names.swapPlan(taskApi), optional: true } }],
   );
 }
 
