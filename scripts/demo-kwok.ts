@@ -2,7 +2,7 @@
  * The demo without root (scripts/demo.ts falls back to it): the kwok test bed
  * (Kubernetes control plane with kwok, Dapr CRDs, redis-server, PostgreSQL),
  * the TaskApi CRD, the operator as a local process, the sample TaskApi, Ready,
- * then a move from Redis to PostgreSQL with one field edit. kwok only pretends
+ * then a swap from Redis to PostgreSQL started with one field edit. kwok only pretends
  * to run pods: no task service runs here.
  */
 import { join } from 'node:path';
@@ -10,7 +10,7 @@ import { kubectlOk } from '../testbed/harness/kubectl.ts';
 import { compileSources, startOperator } from '../testbed/harness/operator.ts';
 import { kubectlBinary } from '../testbed/harness/prerequisites.ts';
 import { startTestbed } from '../testbed/harness/testbed.ts';
-import { DemoLifetime, eventTable, step, swapToPostgresql } from './demo-steps.ts';
+import { DemoLifetime, eventTable, patchAndWatch, step, swapToPostgresql } from './demo-steps.ts';
 
 export async function kwokTour(lifetime: DemoLifetime): Promise<void> {
   step('Compiling the operator (src/ to dist/)');
@@ -48,11 +48,25 @@ export async function kwokTour(lifetime: DemoLifetime): Promise<void> {
     console.log(await k(['get', 'taskapis']));
     console.log(await k(['get', 'deployments,services,components.dapr.io,subscriptions.dapr.io']));
 
-    await swapToPostgresql(k, 'default');
+    // kwok only pretends to run the pods: nothing answers at their addresses, so the swap starts and waits.
+    await swapToPostgresql(k, 'default', (row) => /\bTargetAdded\b/.test(row));
+    await new Promise((resolve) => setTimeout(resolve, 3_000));
+    console.log(
+      await k(['get', 'taskapi', 'tasks', '-o', 'jsonpath={.status.conditions[?(@.type=="Degraded")].message}']),
+    );
+    step(
+      'kwok only pretends to run the pods here: no task service runs, so the swap waits at its first phase, ' +
+        'Redis still the source of truth (the real tour, as root, moves real tasks). Undoing the edit:',
+    );
+    await patchAndWatch(
+      k,
+      'default',
+      '{"spec":{"stateBackend":"redis"}}',
+      (row, components) =>
+        /\bCompleted\b/.test(row) && !components.some((name) => name.endsWith('tasks-state-postgresql')),
+    );
     console.log(`\n${await k(['get', 'taskapis'])}`);
     console.log(await eventTable(kubeconfig, 'default'));
-
-    step('kwok only pretends to run the pods here: no task service runs, so no task is created or listed.');
     step('Use the cluster from another terminal (kubectl matching the cluster version is at the path below):');
     console.log(`export KUBECONFIG=${kubeconfig}`);
     console.log(`alias kubectl=${kubectlBinary()}`);

@@ -13,11 +13,31 @@ export type Kubectl = (args: string[]) => Promise<string>;
 
 export const SWAP_PATCH = '{"spec":{"stateBackend":"postgresql"}}';
 
-/** `kubectl patch` to PostgreSQL, then each change of the TaskApi's row and Components until the swap is done. */
-export async function swapToPostgresql(k: Kubectl, namespace: string): Promise<void> {
-  step(`kubectl patch taskapi tasks --type merge -p '${SWAP_PATCH}'`);
-  await k(['patch', 'taskapi', 'tasks', '-n', namespace, '--type', 'merge', '-p', SWAP_PATCH]);
+/**
+ * `kubectl patch` to PostgreSQL, then each change of the TaskApi's row and
+ * Components: by default until the swap is done (PostgreSQL the truth, the
+ * Redis Component gone); `until` stops earlier.
+ */
+export async function swapToPostgresql(
+  k: Kubectl,
+  namespace: string,
+  until: (row: string, components: string[]) => boolean = (row, components) =>
+    row.includes('postgresql') && !components.some((name) => name.endsWith('tasks-state-redis')),
+): Promise<void> {
+  await patchAndWatch(k, namespace, SWAP_PATCH, until);
+}
+
+/** `kubectl patch` the sample TaskApi, then print each change of its row and Components until `until`. */
+export async function patchAndWatch(
+  k: Kubectl,
+  namespace: string,
+  patch: string,
+  until: (row: string, components: string[]) => boolean,
+): Promise<void> {
+  step(`kubectl patch taskapi tasks --type merge -p '${patch}'`);
+  await k(['patch', 'taskapi', 'tasks', '-n', namespace, '--type', 'merge', '-p', patch]);
   console.log('kubectl get taskapis -o wide, and the Dapr Components, as they change:');
+  console.log((await k(['get', 'taskapi', 'tasks', '-n', namespace, '-o', 'wide'])).split('\n')[0]);
   let last = '';
   const deadline = Date.now() + 180_000;
   for (;;) {
@@ -29,8 +49,8 @@ export async function swapToPostgresql(k: Kubectl, namespace: string): Promise<v
     const change = line.replace(/^(\S+\s+\S+\s+\S+\s+\S+\s+)\S+/, '$1');
     if (change !== last) console.log(line);
     last = change;
-    if (row.includes('postgresql') && !components.some((name) => name.endsWith('tasks-state-redis'))) break;
-    if (Date.now() > deadline) throw new Error('the swap did not finish within 180 s');
+    if (until(row, components)) break;
+    if (Date.now() > deadline) throw new Error('the TaskApi did not get there within 180 s');
     await new Promise((resolve) => setTimeout(resolve, 200));
   }
 }

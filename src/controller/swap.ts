@@ -238,7 +238,9 @@ async function runJob(state: SwapState, pods: SwapPods, settings: SwapSettings, 
     await settings.sleep(200);
     job = (await pods.report(pod)).job ?? job;
   }
-  const progress = { copied: job.walked, total: Math.max(job.total, job.walked) };
+  // The catch-up walks only what came since verify: it adds to what was walked before.
+  const copied = kind === 'catch-up' ? Math.max(state.copied, state.copied + job.walked) : job.walked;
+  const progress = { copied, total: Math.max(job.total, copied) };
   if (job.state === 'failed') {
     return { ...state, ...progress, jobs: state.jobs + 1, blocked: `${kind} failed: ${job.error ?? 'unknown'}` };
   }

@@ -18,6 +18,9 @@ import {
   uninstallOperatorWithKustomize,
 } from '../../testbed/harness/install.ts';
 import { waitUntil } from '../../testbed/harness/process.ts';
+import { jsonClient } from '../support/http.ts';
+import { emptyModel, lostOrWrong, runLoad, seed } from '../support/swap-load.ts';
+import { allTasks } from '../support/task-service-stack.ts';
 import {
   apply,
   chain,
@@ -308,6 +311,89 @@ describe('several TaskApis, deletion and operator restarts on the real chain', (
     await new Promise((resolve) => setTimeout(resolve, 5_000));
     expect(await runningState()).toEqual(before);
     expect((await fetch(`${tasks.url}/tasks?limit=1`)).status).toBe(200);
+  });
+});
+
+describe('a swap of the sample from Redis to PostgreSQL on the real chain', () => {
+  it('moves every task with one field edit while a client keeps writing, loses none, and shows its phases in kubectl', async () => {
+    const api = jsonClient(tasks.url);
+    const model = emptyModel();
+    // The other tests' tasks are there too: compared apart.
+    const earlier = new Set((await allTasks(api, 100)).map((task) => task.id));
+    await seed([api], model, 200, 4);
+    const { promise: stopLoad, resolve: endLoad } = Promise.withResolvers<undefined>();
+    const load = runLoad([api], model, 3, stopLoad);
+    const started = performance.now();
+    await k([
+      'patch',
+      'taskapi',
+      'tasks',
+      '-n',
+      namespace,
+      '--type',
+      'merge',
+      '-p',
+      '{"spec":{"stateBackend":"postgresql"}}',
+    ]);
+    const phases: string[] = [];
+    const rows: string[] = [];
+    await waitUntil(
+      async () => {
+        const row = (await k(['get', 'taskapi', 'tasks', '-n', namespace, '-o', 'wide', '--no-headers'])).trim();
+        const phase = row.split(/\s+/)[5] ?? '';
+        if (phases.at(-1) !== phase) {
+          phases.push(phase);
+          rows.push(row);
+        }
+        return phase === 'Completed';
+      },
+      { what: 'the swap to complete', timeoutMs: 240_000, intervalMs: 100 },
+    );
+    const swapMs = performance.now() - started;
+    endLoad(undefined);
+    await load;
+    const taskApi = JSON.parse(await k(['get', 'taskapi', 'tasks', '-n', namespace, '-o', 'json'])) as {
+      status: { stateBackend: string; swap: { longestFenceMs: number; progress: string } };
+    };
+    console.log(
+      `swap on the chain: ${Math.round(swapMs)} ms; ${model.requests} client requests, ${model.failures.length} failed; ` +
+        `longest fence ${taskApi.status.swap.longestFenceMs} ms; copied ${taskApi.status.swap.progress}\n${rows.join('\n')}`,
+    );
+    expect(taskApi.status.stateBackend).toBe('postgresql');
+    // Each phase shown by kubectl get -o wide, in order (a short one may pass between two polls).
+    const order = ['TargetAdded', 'DualWrite', 'Backfill', 'Verify', 'Flip', 'Flipped', 'Finish', 'Completed'];
+    const seen = phases.filter((phase) => order.includes(phase));
+    expect(seen).toEqual([...seen].sort((a, b) => order.indexOf(a) - order.indexOf(b)));
+    expect(seen).toContain('Backfill');
+    expect(model.failures).toEqual([]);
+    expect(model.wrongReads).toEqual([]);
+    expect((await lostOrWrong(api, model, earlier)).problems).toEqual([]);
+
+    // Then the pods roll onto PostgreSQL alone, and the Redis Component goes.
+    await k(['rollout', 'status', 'deployment/tasks', '-n', namespace, '--timeout=180s']);
+    await waitUntil(
+      async () =>
+        !(await k(['get', 'components.dapr.io', '-n', namespace, '-o', 'name'])).includes('tasks-state-redis'),
+      { what: 'the Redis Component to go', timeoutMs: 60_000 },
+    );
+    const after = await portForward(namespace, 'service/tasks', 80);
+    forwards.push(after);
+    expect((await lostOrWrong(jsonClient(after.url), model, earlier)).problems).toEqual([]);
+    expect((await allTasks(jsonClient(after.url), 100)).filter((task) => earlier.has(task.id))).toHaveLength(
+      earlier.size,
+    );
+    const events = await k([
+      'get',
+      'events',
+      '-n',
+      namespace,
+      '--field-selector',
+      'involvedObject.kind=TaskApi,involvedObject.name=tasks',
+      '-o',
+      'jsonpath={range .items[*]}{.reason}{"\\n"}{end}',
+    ]);
+    expect(events).toContain('SwapStarted');
+    expect(events).toContain('SwapCompleted');
   });
 });
 
