@@ -18,10 +18,8 @@
  *   npm run bench:service-scale
  */
 import { readFileSync } from 'node:fs';
-import type { StateBackend } from '../src/api/resource.ts';
-import { names } from '../src/controller/names.ts';
-import { pageKey, PAGE_SIZE, statusChain, taskKey, type Chain, type TaskDocument } from '../src/service/task-index.ts';
-import { MonotonicIds } from '../src/service/tasks.ts';
+import { PAGE_SIZE } from '../src/service/task-index.ts';
+import { fill } from './fill.ts';
 import { compileSources } from '../testbed/harness/operator.ts';
 import { startTestbed, testbedInfo } from '../testbed/harness/testbed.ts';
 import { startTaskServiceStack, type TaskServiceStack } from '../test/support/task-service-stack.ts';
@@ -31,7 +29,6 @@ const ROUNDS = 3;
 /** Per level and round. */
 const CREATES = Number(process.env['BENCH_CREATES'] ?? 150);
 const LISTS = 20;
-const BATCH = 500;
 
 interface Samples {
   creates: number[];
@@ -53,59 +50,6 @@ const percentile = (values: number[], p: number): number => {
   const sorted = [...values].sort((a, b) => a - b);
   return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? Number.NaN;
 };
-
-/** Writes `count` pending tasks in the service's layout, as if created one after another a day ago. */
-async function fill(stack: TaskServiceStack, backend: StateBackend, count: number): Promise<void> {
-  const url = `${stack.daprd.httpUrl}/v1.0/state/${names.stateComponent(stack.taskApi, backend)}`;
-  const ids = new MonotonicIds();
-  const start = Date.now() - 86_400_000;
-  let items: { key: string; value: unknown }[] = [];
-  const flush = async () => {
-    if (items.length === 0) return;
-    const response = await fetch(url, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify(items),
-    });
-    if (!response.ok) throw new Error(`bulk save answered ${response.status}: ${await response.text()}`);
-    items = [];
-  };
-  const pages = new Map<string, string[]>();
-  for (let n = 0; n < count; n++) {
-    const at = new Date(start + n);
-    const id = ids.next(at.getTime(), crypto.getRandomValues(new Uint8Array(10)));
-    const position = { page: Math.floor(n / PAGE_SIZE), slot: n % PAGE_SIZE };
-    const document: TaskDocument = {
-      task: {
-        id,
-        title: `task ${n}`,
-        description: '',
-        status: 'pending',
-        priority: 1,
-        created_at: at.toISOString(),
-        updated_at: at.toISOString(),
-      },
-      version: 1,
-      listed: position,
-      byStatus: position,
-    };
-    items.push({ key: taskKey(id), value: document });
-    for (const chain of ['all', statusChain('pending')] as Chain[]) {
-      const key = pageKey(chain, position.page);
-      pages.set(key, [...(pages.get(key) ?? []), id]);
-    }
-    if (items.length >= BATCH) await flush();
-  }
-  for (const [key, slots] of pages) {
-    items.push({ key, value: { slots } });
-    if (items.length >= BATCH) await flush();
-  }
-  const last = Math.floor((count - 1) / PAGE_SIZE);
-  for (const chain of ['all', statusChain('pending')] as Chain[]) {
-    items.push({ key: `task-index|${chain}|tail`, value: { page: last } });
-  }
-  await flush();
-}
 
 async function timed(run: () => Promise<Response>): Promise<number> {
   const started = performance.now();

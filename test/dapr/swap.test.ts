@@ -18,6 +18,7 @@ import {
 import { names } from '../../src/controller/names.ts';
 import { jsonClient, type JsonClient } from '../support/http.ts';
 import {
+  driveSwap,
   emptyModel,
   lostOrWrong,
   relativeOrder,
@@ -32,29 +33,15 @@ const testbed = inject('testbed');
 const CONTROL_TOKEN = 'swap-test-control-token-0123456789';
 const SETTINGS = { ...DEFAULT_SWAP_SETTINGS, fenceTimeoutMs: 5_000, stepTimeoutMs: 20_000 };
 
-interface Drive {
-  state: SwapState;
-  phases: SwapPhase[];
-  blocked: string[];
-}
-
 /** Steps the swap until `until` (default: Completed), as the operator would, one step per pass. */
 async function drive(
   stack: TaskServiceStack,
   state: SwapState,
-  until: (state: SwapState) => boolean = (s) => s.phase === 'Completed',
-  maxSteps = 200,
-): Promise<Drive> {
+  until?: (state: SwapState) => boolean,
+): Promise<{ state: SwapState; phases: SwapPhase[] }> {
   const pods = swapPods(() => stack.replicas.map((replica) => replica.url), CONTROL_TOKEN);
-  const phases: SwapPhase[] = [state.phase];
-  const blocked: string[] = [];
-  let current = state;
-  for (let step = 0; step < maxSteps && !until(current); step++) {
-    current = await stepSwap(current, pods, SETTINGS);
-    if (current.blocked) blocked.push(`${current.phase}: ${current.blocked}`);
-    if (phases.at(-1) !== current.phase) phases.push(current.phase);
-  }
-  return { state: current, phases, blocked };
+  const result = await driveSwap(pods, SETTINGS, state, until);
+  return { state: result.state, phases: result.phases.map(({ phase }) => phase) };
 }
 
 describe('a swap of state stores under load', () => {
@@ -149,5 +136,30 @@ describe('a swap of state stores under load', () => {
       }
       expect((await lostOrWrong(apis[1] as JsonClient, model)).problems).toEqual([]);
     }
+  }, 300_000);
+
+  it('goes on from what status recorded when the operator is killed in any phase, its last step never recorded', async () => {
+    const current: StoreRef = { ...redis, generation: 'g2' };
+    const pods = swapPods(() => stack.replicas.map((replica) => replica.url), CONTROL_TOKEN);
+    const { promise: stopLoad, resolve: endLoad } = Promise.withResolvers<undefined>();
+    const load = runLoad(apis, model, 4, stopLoad);
+    // In each phase, one step runs to its end (pods told, jobs started, fences raised) but its outcome is
+    // dropped, as when the operator is SIGKILLed before it writes status; the next operator starts from status.
+    let recorded = startSwap(current, { ...postgresql, generation: 'g5' }, 0);
+    const killedIn: SwapPhase[] = [];
+    for (let step = 0; step < 400 && recorded.phase !== 'Completed'; step++) {
+      if (!killedIn.includes(recorded.phase)) {
+        killedIn.push(recorded.phase);
+        await stepSwap(recorded, pods, SETTINGS);
+      }
+      recorded = await stepSwap(recorded, pods, SETTINGS);
+    }
+    endLoad(undefined);
+    await load;
+    expect(recorded.phase).toBe('Completed');
+    expect(killedIn).toEqual(['TargetAdded', 'DualWrite', 'Backfill', 'Verify', 'Flip', 'Finish']);
+    expect(model.failures).toEqual([]);
+    expect(model.wrongReads).toEqual([]);
+    for (const api of apis) expect((await lostOrWrong(api, model)).problems).toEqual([]);
   }, 300_000);
 });

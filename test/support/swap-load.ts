@@ -12,7 +12,13 @@ import {
   type SwapPlan,
   type SwapReport,
 } from '../../src/api/contract.ts';
-import type { SwapPods } from '../../src/controller/swap.ts';
+import {
+  stepSwap,
+  type SwapPhase,
+  type SwapPods,
+  type SwapSettings,
+  type SwapState,
+} from '../../src/controller/swap.ts';
 import type { Task, TaskStatus } from '../../src/service/schemas/task.ts';
 import { jsonClient, type JsonClient } from './http.ts';
 import { allTasks } from './task-service-stack.ts';
@@ -199,3 +205,30 @@ export async function lostOrWrong(
 
 /** `order` restricted to the ids in `among`: what must stay the same across a swap. */
 export const relativeOrder = (order: string[], among: Set<string>): string[] => order.filter((id) => among.has(id));
+
+export interface Drive {
+  state: SwapState;
+  /** Each phase entered, with the time (ms since the start) it was entered. */
+  phases: { phase: SwapPhase; at: number }[];
+  blocked: string[];
+}
+
+/** Steps a swap until `until` (default: Completed), as the operator does, one step per pass. */
+export async function driveSwap(
+  pods: SwapPods,
+  settings: SwapSettings,
+  state: SwapState,
+  until: (state: SwapState) => boolean = (s) => s.phase === 'Completed',
+  maxSteps = 400,
+): Promise<Drive> {
+  const started = performance.now();
+  const phases: Drive['phases'] = [{ phase: state.phase, at: 0 }];
+  const blocked: string[] = [];
+  let current = state;
+  for (let step = 0; step < maxSteps && !until(current); step++) {
+    current = await stepSwap(current, pods, settings);
+    if (current.blocked) blocked.push(`${current.phase}: ${current.blocked}`);
+    if (phases.at(-1)?.phase !== current.phase) phases.push({ phase: current.phase, at: performance.now() - started });
+  }
+  return { state: current, phases, blocked };
+}
