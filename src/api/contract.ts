@@ -91,5 +91,7 @@ export interface SwapReport {
 
 /** The route through which the operator drives a task pod through a swap (bearer CONTROL_TOKEN). */
 export const SWAP_ROUTE = '/internal/swap';
+/** POST { component }: reads a key through that state Component; 200 when the store behind it answers. */
+export const SWAP_PROBE_ROUTE = '/internal/swap/probe';
 /** POST { id, kind, revision }: starts a copier job in that pod. */
 export const SWAP_JOB_ROUTE = '/internal/swap/job';

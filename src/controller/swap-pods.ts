@@ -4,7 +4,14 @@
  * seen yet would miss a plan), HTTP to each pod's app port with the control
  * token, and the plan ConfigMap applied before any pod is told a new plan.
  */
-import { SWAP_JOB_ROUTE, SWAP_ROUTE, type SwapJobStatus, type SwapPlan, type SwapReport } from '../api/contract.ts';
+import {
+  SWAP_JOB_ROUTE,
+  SWAP_PROBE_ROUTE,
+  SWAP_ROUTE,
+  type SwapJobStatus,
+  type SwapPlan,
+  type SwapReport,
+} from '../api/contract.ts';
 import type { TaskApi } from '../api/resource.ts';
 import type { KubeClient } from '../kube/client.ts';
 import { http } from '../kube/node-http.ts';
@@ -50,6 +57,11 @@ export function clusterSwapPods(kube: KubeClient, taskApi: TaskApi, token: strin
     report: (pod) => call<SwapReport>(pod, 'GET', SWAP_ROUTE),
     push: (pod, plan: SwapPlan) => call<SwapReport>(pod, 'PUT', SWAP_ROUTE, plan),
     startJob: (pod, job) => call<SwapJobStatus>(pod, 'POST', SWAP_JOB_ROUTE, job),
+    probe: (pod, component) =>
+      call(pod, 'POST', SWAP_PROBE_ROUTE, { component }).then(
+        () => undefined,
+        (error: unknown) => (error instanceof Error ? error.message : String(error)),
+      ),
   };
 }
 

@@ -44,6 +44,8 @@ export interface SwapPods {
   /** Sets the pod's plan; answers once it is in force (for a fence: its writes in flight done). */
   push(pod: string, plan: SwapPlan): Promise<SwapReport>;
   startJob(pod: string, job: { id: string; kind: SwapJobKind; revision: number }): Promise<SwapJobStatus>;
+  /** Undefined when the store behind `component` answers through the pod's sidecar; else why not. */
+  probe(pod: string, component: string): Promise<string | undefined>;
 }
 
 export interface SwapSettings {
@@ -118,10 +120,17 @@ const message = (error: unknown): string => (error instanceof Error ? error.mess
 export async function stepSwap(state: SwapState, pods: SwapPods, settings: SwapSettings): Promise<SwapState> {
   try {
     switch (state.phase) {
-      case 'TargetAdded':
-        return await confirmed(state, pods, settings, (report) =>
+      case 'TargetAdded': {
+        const added = await confirmed(state, pods, settings, (report) =>
           report.loaded.includes(state.to.component) ? undefined : `${state.to.component} not loaded`,
         );
+        if (added.phase === 'TargetAdded') return added;
+        // The preflight through the new Component itself: nothing is mirrored to a store that does not answer.
+        const [pod] = (await pods.list()).sort();
+        const problem = pod === undefined ? 'no task pod is running' : await pods.probe(pod, state.to.component);
+        if (problem === undefined) return added;
+        return { ...added, phase: 'TargetAdded', blocked: `the new store does not answer: ${problem}` };
+      }
       case 'Finish':
         // Undone before the flip: the old store was the truth throughout, so no pod needs to confirm going back
         // to it alone (one that does not answer yet reads the plan from the ConfigMap, or hears it next time).

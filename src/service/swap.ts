@@ -17,13 +17,15 @@
  */
 import type { DaprClient } from '@dapr/dapr';
 import type { StoreRef, SwapJobKind, SwapJobStatus, SwapPlan, SwapReport } from '../api/contract.ts';
-import { DaprTaskStore, type AdoptOutcome, type VersionedTask } from './dapr/task-store.ts';
+import { DaprTaskStore, type AdoptOutcome, type StateItem, type VersionedTask } from './dapr/task-store.ts';
 import { ServiceError } from './errors.ts';
 import type { StoredTask, TaskStore } from './ports.ts';
 import type { ListQuery, Task, TaskPage } from './schemas/task.ts';
-import { FIRST_GENERATION, isFull, type Position } from './task-index.ts';
+import { FIRST_GENERATION, taskKey, type Position } from './task-index.ts';
 
 export const DEFAULT_FENCE_TIMEOUT_MS = 10_000;
+/** Index pages the copier takes at a time (128 tasks each): a few hundred documents a bulk request, as a bulk copy would. */
+const COPY_PAGES = 4;
 /** How often debt (mirror writes that failed) is tried again. */
 const DEBT_RETRY_MS = 500;
 
@@ -124,6 +126,11 @@ export class SwapStore implements TaskStore {
       await new Promise<void>((resolve) => this.drained.push(resolve));
     }
     return 'applied';
+  }
+
+  /** Whether the store behind `component` answers: one read through it (throws store_unavailable when not). */
+  async probe(component: string): Promise<void> {
+    await this.store({ component, generation: FIRST_GENERATION }).read(['swap|probe']);
   }
 
   report(loaded: string[]): SwapReport {
@@ -286,13 +293,25 @@ export class SwapStore implements TaskStore {
       if (first && first.position.slot === position.slot) await this.copy(status, mirror, [first], true);
       if (missing[0]?.slot === position.slot) cursor.missing.push(position);
     }
+    // COPY_PAGES pages at a time; the next ones, and what the mirror holds for them, are read while these are copied.
+    const ahead = async (position: Position) => {
+      const batch = await truth.entriesAcross('all', position, COPY_PAGES);
+      const there = await mirror.read(batch.entries.map(({ task }) => taskKey(task.id)));
+      return { ...batch, there };
+    };
+    let reading = ahead(cursor.position);
     for (;;) {
-      const { page, entries, missing } = await truth.entriesAt('all', cursor.position);
-      status.walked += entries.entries.length + missing.length;
-      await this.copy(status, mirror, entries.entries, status.kind !== 'backfill');
+      const { entries, missing, next, end, there } = await reading;
+      if (!end) {
+        reading = ahead(next);
+        // Awaited next turn; if the copy below fails first, this read's failure must not go unhandled.
+        reading.catch(() => undefined);
+      }
+      status.walked += entries.length + missing.length;
+      await this.copy(status, mirror, entries, status.kind !== 'backfill', there);
       cursor.missing.push(...missing);
-      cursor.position = entries.next;
-      if (!isFull(page)) break;
+      cursor.position = next;
+      if (end) break;
     }
     status.total = Math.max(status.total, status.walked);
     this.cursor = cursor;
@@ -304,12 +323,16 @@ export class SwapStore implements TaskStore {
     mirror: DaprTaskStore,
     tasks: VersionedTask[],
     compare: boolean,
+    read?: StateItem[],
   ): Promise<void> {
     if (tasks.length === 0) return;
     let todo = tasks;
+    let todoRead = read;
     if (compare) {
-      const there = await mirror.documents(tasks.map(({ task }) => task.id));
-      todo = tasks.filter((incoming, index) => {
+      const there = read
+        ? read.map((item) => mirror.stored(item))
+        : await mirror.documents(tasks.map(({ task }) => task.id));
+      const keep = tasks.map((incoming, index) => {
         const value = there[index];
         if (value?.kind === 'buried') return false;
         if (value?.kind !== 'live') return true;
@@ -321,9 +344,11 @@ export class SwapStore implements TaskStore {
           JSON.stringify(canonical(document.task)) !== JSON.stringify(canonical(incoming.task))
         );
       });
+      todo = tasks.filter((_, index) => keep[index]);
+      todoRead = read?.filter((_, index) => keep[index]);
       status.mismatches += todo.length;
     }
-    const outcomes: AdoptOutcome[] = await mirror.adopt(todo);
+    const outcomes: AdoptOutcome[] = await mirror.adopt(todo, 1, todoRead);
     status.copied += outcomes.filter((outcome) => outcome === 'copied' || outcome === 'indexed').length;
   }
 }

@@ -7,6 +7,7 @@
  */
 import {
   SWAP_JOB_ROUTE,
+  SWAP_PROBE_ROUTE,
   SWAP_ROUTE,
   type SwapJobStatus,
   type SwapPlan,
@@ -45,6 +46,11 @@ export function swapPods(
     report: (pod) => call<SwapReport>(pod, 'GET', SWAP_ROUTE),
     push: (pod, plan) => call<SwapReport>(pod, 'PUT', SWAP_ROUTE, plan),
     startJob: (pod, job) => call<SwapJobStatus>(pod, 'POST', SWAP_JOB_ROUTE, job),
+    probe: (pod, component) =>
+      call(pod, 'POST', SWAP_PROBE_ROUTE, { component }).then(
+        () => undefined,
+        (error: unknown) => (error instanceof Error ? error.message : String(error)),
+      ),
   };
 }
 

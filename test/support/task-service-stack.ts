@@ -101,7 +101,9 @@ function containerEnv(deployment: V1Deployment, overrides: Record<string, string
   const container = deployment.spec?.template.spec?.containers[0];
   // Variables from Secrets (the swap's control token) are for kubelet to resolve: a stack sets its own.
   const env = Object.fromEntries(
-    (container?.env ?? []).flatMap((variable) => (variable.value === undefined ? [] : [[variable.name, variable.value]])),
+    (container?.env ?? []).flatMap((variable) =>
+      variable.value === undefined ? [] : [[variable.name, variable.value]],
+    ),
   );
   // SERVICE_NODE_OPTIONS reaches the service's Node (a benchmark profiling it: --cpu-prof).
   const nodeOptions = process.env['SERVICE_NODE_OPTIONS'];

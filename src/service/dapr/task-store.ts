@@ -14,7 +14,7 @@ import type { OperationType } from '@dapr/dapr/types/Operation.type.js';
 import { isServiceError, ServiceError } from '../errors.ts';
 import { KeyedQueue } from '../keyed-queue.ts';
 import type { StoredTask, TaskStore } from '../ports.ts';
-import { taskSchema, type ListQuery, type Task, type TaskPage } from '../schemas/task.ts';
+import { taskSchema, type ListQuery, type Task, type TaskPage, type TaskStatus } from '../schemas/task.ts';
 import {
   appendIds,
   asPage,
@@ -43,7 +43,7 @@ import {
 } from '../task-index.ts';
 import { callDapr } from './client.ts';
 
-interface StateItem {
+export interface StateItem {
   key: string;
   value: unknown;
   /** Absent when the key does not exist. */
@@ -177,6 +177,24 @@ export class DaprTaskStore implements TaskStore {
   }
 
   /**
+   * Saves several keys in one bulk save, each under its ETag (or insert-only
+   * without one). Not atomic: a failure may leave some written; callers re-read.
+   */
+  async writeMany(writes: { key: string; value: unknown; etag: string | undefined }[]): Promise<void> {
+    await callDapr('state save', () =>
+      this.client.state.save(
+        this.storeName,
+        writes.map(({ key, value, etag }) => ({
+          key,
+          value,
+          ...(etag === undefined ? {} : { etag }),
+          options: FIRST_WRITE,
+        })),
+      ),
+    );
+  }
+
+  /**
    * Writes several keys, each under its ETag (or insert-only without one): one
    * save for one key, one state transaction for more. A failure may leave some
    * written on Redis (its transactions do not roll back): callers re-read.
@@ -302,8 +320,9 @@ export class DaprTaskStore implements TaskStore {
    * store's `all` chain keeps creation order). A newer version already here
    * (a mirrored write) is kept, a tombstone is never copied over.
    */
-  async adopt(tasks: VersionedTask[], attempt = 1): Promise<AdoptOutcome[]> {
-    const items = await this.read(tasks.map(({ task }) => taskKey(task.id)));
+  async adopt(tasks: VersionedTask[], attempt = 1, read?: StateItem[]): Promise<AdoptOutcome[]> {
+    // `read`: the documents as read a moment ago (the copier reads ahead); a write they are stale for races and retries.
+    const items = read ?? (await this.read(tasks.map(({ task }) => taskKey(task.id))));
     type Plan =
       | { outcome: AdoptOutcome }
       | { item: StateItem | undefined; current: TaskDocument | undefined; newest: VersionedTask };
@@ -323,12 +342,44 @@ export class DaprTaskStore implements TaskStore {
             this.index.append('all', plan.newest.task.id),
             this.index.append(statusChain(plan.newest.task.status), plan.newest.task.id),
           ])
-        : undefined,
+        : Promise.resolve(undefined),
     );
+    const positioned = await Promise.all(appends);
+    const writes = plans.flatMap((plan, index) => {
+      if (!('newest' in plan)) return [];
+      const { item, current, newest } = plan;
+      const [listed, byStatus] = positioned[index] ?? [current?.listed ?? null, current?.byStatus ?? null];
+      return [
+        {
+          key: taskKey(newest.task.id),
+          value: this.document(newest.task, newest.version, listed, byStatus),
+          etag: item?.etag,
+        },
+      ];
+    });
+    // The common case, nothing there yet: one bulk save. On any failure, one at a time, each racing on its own.
+    if (attempt === 1 && writes.length > 1) {
+      try {
+        await this.writeMany(writes);
+        await Promise.all(
+          plans.map((plan) =>
+            'newest' in plan &&
+            plan.current?.listed &&
+            plan.current.byStatus &&
+            plan.current.task.status !== plan.newest.task.status
+              ? this.clearEntry(statusChain(plan.current.task.status), plan.current.byStatus, plan.newest.task.id)
+              : Promise.resolve(),
+          ),
+        );
+        return plans.map((plan) => ('newest' in plan ? (plan.current ? 'indexed' : 'copied') : plan.outcome));
+      } catch (error) {
+        if (!isServiceError(error)) throw error;
+      }
+    }
     return Promise.all(
       plans.map(async (plan, index): Promise<AdoptOutcome> => {
         if (!('newest' in plan)) return plan.outcome;
-        const positions = await appends[index];
+        const positions = positioned[index];
         const { item, current, newest } = plan;
         const [listed, byStatus] = positions ?? [current?.listed ?? null, current?.byStatus ?? null];
         try {
@@ -343,14 +394,54 @@ export class DaprTaskStore implements TaskStore {
           return current ? 'indexed' : 'copied';
         } catch (error) {
           const retry = isServiceError(error, 'etag_mismatch') || isServiceError(error, 'store_unavailable');
-          if (!retry || attempt >= PAGE_ATTEMPTS) throw error;
-          // A mirrored write got there first: take it from the top for this one task.
-          await backoff(attempt);
-          const [again] = await this.adopt([tasks[index] as VersionedTask], attempt + 1);
-          return again ?? 'present';
+          if (!retry) throw error;
+          // A mirrored write got there first: again for this one task, keeping the entries made (creation order).
+          return this.adoptOne(
+            tasks[index] as VersionedTask,
+            positions && { listed: positions[0], byStatus: positions[1], status: newest.task.status },
+          );
         }
       }),
     );
+  }
+
+  /**
+   * adopt for one task after losing a race for its document: re-read it and
+   * write it again, with the entries already appended for it when it still
+   * has none (so it keeps its place in creation order).
+   */
+  private async adoptOne(
+    incoming: VersionedTask,
+    appended: { listed: Position; byStatus: Position; status: TaskStatus } | undefined,
+  ): Promise<AdoptOutcome> {
+    const key = taskKey(incoming.task.id);
+    for (let attempt = 1; ; attempt++) {
+      await backoff(attempt);
+      const [item] = await this.read([key]);
+      const stored = this.stored(item);
+      if (stored.kind === 'buried') return 'buried';
+      const current = stored.kind === 'live' ? stored.document : undefined;
+      const newest = current && current.version >= incoming.version ? current : incoming;
+      if (current?.listed && newest === current) return 'present';
+      let listed = current?.listed ?? appended?.listed ?? null;
+      let byStatus = current?.listed ? current.byStatus : (appended?.byStatus ?? null);
+      if (!listed) {
+        [listed, byStatus] = await Promise.all([
+          this.index.append('all', incoming.task.id),
+          this.index.append(statusChain(newest.task.status), incoming.task.id),
+        ]);
+      } else if (!current?.listed && appended && newest.task.status !== appended.status) {
+        // It changed status since the entries were made: its status entry goes where it is now.
+        byStatus = await this.index.append(statusChain(newest.task.status), incoming.task.id);
+      }
+      try {
+        await this.write(key, this.document(newest.task, newest.version, listed, byStatus), item?.etag);
+        return current ? 'indexed' : 'copied';
+      } catch (error) {
+        const retry = isServiceError(error, 'etag_mismatch') || isServiceError(error, 'store_unavailable');
+        if (!retry || attempt >= PAGE_ATTEMPTS) throw error;
+      }
+    }
   }
 
   /** Runs `attempt` (which reads what it changes) again while it loses races or the store hiccups, a few times. */
@@ -454,6 +545,50 @@ export class DaprTaskStore implements TaskStore {
       }
     }
     return { page, entries: { entries: live, next }, missing };
+  }
+
+  /**
+   * Like entriesAt, over `pages` pages from `position` on, read in one bulk get
+   * (and their documents in another): the copier's unit of work. `end`: the
+   * chain's last page was among them (read to its end).
+   */
+  async entriesAcross(
+    chain: Chain,
+    position: Position,
+    pages: number,
+  ): Promise<{
+    entries: (VersionedTask & { position: Position })[];
+    missing: Position[];
+    next: Position;
+    end: boolean;
+  }> {
+    const numbers = Array.from({ length: pages }, (_, index) => position.page + index);
+    const items = await this.read(numbers.map((page) => this.pageKey(chain, page)));
+    const found: { id: string; position: Position }[] = [];
+    let next = position;
+    let end = false;
+    for (const [index, item] of items.entries()) {
+      const page = asPage(item.value);
+      const from = entriesFrom(page, numbers[index] ?? 0, index === 0 ? position.slot : 0);
+      found.push(...from.entries);
+      next = from.next;
+      if (!isFull(page)) {
+        end = true;
+        break;
+      }
+    }
+    const documents = await this.read(found.map((entry) => taskKey(entry.id)));
+    const entries: (VersionedTask & { position: Position })[] = [];
+    const missing: Position[] = [];
+    for (const [index, entry] of found.entries()) {
+      const document = this.live(documents[index]);
+      if (document && entryCounts(document, chain, entry.position)) {
+        entries.push({ task: document.task, version: document.version, position: entry.position });
+      } else if (this.stored(documents[index]).kind === 'absent') {
+        missing.push(entry.position);
+      }
+    }
+    return { entries, missing, next, end };
   }
 
   /** About how many entries (live or cleared) `chain` holds: its full pages, by the tail hint, and the last one. */

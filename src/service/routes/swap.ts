@@ -5,11 +5,11 @@
  */
 import type { FastifyInstance } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
-import { SWAP_JOB_ROUTE, SWAP_ROUTE, type SwapReport } from '../../api/contract.ts';
+import { SWAP_JOB_ROUTE, SWAP_PROBE_ROUTE, SWAP_ROUTE, type SwapReport } from '../../api/contract.ts';
 import { ServiceError } from '../errors.ts';
 import { presents } from '../plugins/auth.ts';
 import type { Sidecar } from '../ports.ts';
-import { swapJobSchema, swapPlanSchema } from '../schemas/swap.ts';
+import { swapJobSchema, swapPlanSchema, swapProbeSchema } from '../schemas/swap.ts';
 import type { SwapStore } from '../swap.ts';
 
 export interface SwapRoutesOptions {
@@ -47,6 +47,15 @@ export default function swapRoutes(fastify: FastifyInstance, options: SwapRoutes
     async (request, reply) => {
       const outcome = await swap.apply(request.body, true);
       return reply.code(outcome === 'stale' ? 409 : 200).send(await report());
+    },
+  );
+
+  app.post(
+    SWAP_PROBE_ROUTE,
+    { preHandler: authorize, schema: { hide: true, body: swapProbeSchema } },
+    async (request) => {
+      await swap.probe(request.body.component);
+      return { component: request.body.component, answers: true };
     },
   );
 

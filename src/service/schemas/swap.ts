@@ -14,6 +14,8 @@ export const swapPlanSchema = z.strictObject({
   fenceTimeoutMs: z.number().int().min(100).max(120_000),
 }) satisfies z.ZodType<SwapPlan>;
 
+export const swapProbeSchema = z.strictObject({ component: z.string().min(1) });
+
 export const swapJobSchema = z.strictObject({
   id: z.string().min(1).max(100),
   kind: z.enum(SWAP_JOB_KINDS),
