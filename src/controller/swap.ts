@@ -275,11 +275,19 @@ async function flip(state: SwapState, pods: SwapPods, settings: SwapSettings): P
     ...settings,
     stepTimeoutMs: Math.max(0, started + settings.fenceTimeoutMs * share - settings.now()),
   });
-  const fenced = await confirmed(state, pods, budget(0.3), (report) =>
-    report.debt > 0 ? `${report.debt} mirror writes to redo` : undefined,
-  );
-  if (fenced.phase === 'Flip') return lift(fenced, pods, settings, started, fenced.blocked ?? 'fence not confirmed');
-  const caughtUp = await runJob({ ...fenced, phase: 'Flip' }, pods, budget(0.7), 'catch-up');
+  let fenced: SwapState;
+  let caughtUp: SwapState;
+  try {
+    fenced = await confirmed(state, pods, budget(0.3), (report) =>
+      report.debt > 0 ? `${report.debt} mirror writes to redo` : undefined,
+    );
+    if (fenced.phase === 'Flip')
+      return await lift(fenced, pods, settings, started, fenced.blocked ?? 'fence not confirmed');
+    caughtUp = await runJob({ ...fenced, phase: 'Flip' }, pods, budget(0.7), 'catch-up');
+  } catch (error) {
+    // A pod that does not answer (gone, or cut off): the others must not stay fenced waiting for it.
+    return lift(state, pods, settings, started, message(error));
+  }
   if (caughtUp.phase === 'Flip') {
     return lift(caughtUp, pods, settings, started, caughtUp.blocked ?? 'catch-up did not finish in time');
   }
@@ -297,7 +305,14 @@ async function lift(
   started: number,
   why: string,
 ): Promise<SwapState> {
-  const back = await confirmed({ ...state, phase: 'DualWrite' }, pods, settings, () => undefined);
+  // A new revision above the fence's, told to every pod that answers at once; one that does not hears it
+  // at the next step (or reads it from the ConfigMap when it starts again).
+  const back = await confirmed(
+    { ...state, phase: 'DualWrite', plan: undefined },
+    guarded(pods),
+    { ...settings, stepTimeoutMs: 0 },
+    () => undefined,
+  );
   return {
     ...back,
     phase: 'Flip',

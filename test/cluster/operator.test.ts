@@ -7,7 +7,7 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { stringify } from 'yaml';
-import { kubectl, kubectlOk, taskApiEvents } from '../../testbed/harness/kubectl.ts';
+import { kubectl, kubectlOk, stateBackendPatch, taskApiEvents } from '../../testbed/harness/kubectl.ts';
 import { startOperator, type RunningOperator } from '../../testbed/harness/operator.ts';
 import { waitUntil } from '../../testbed/harness/process.ts';
 import type { SwapPlan } from '../../src/api/contract.ts';
@@ -77,17 +77,7 @@ async function createNamespaceWithSecrets(namespace: string): Promise<void> {
 
 /** The one field edit a user makes to move a TaskApi to another state store. */
 const switchBackend = (name: string, namespace: string, backend: string) =>
-  k([
-    'patch',
-    'taskapi',
-    name,
-    '-n',
-    namespace,
-    '--type',
-    'merge',
-    '-p',
-    JSON.stringify({ spec: { stateBackend: backend } }),
-  ]);
+  k(stateBackendPatch(name, namespace, backend));
 
 const waitReady = (name: string, namespace: string) =>
   k(['wait', '--for=condition=Ready', `taskapi/${name}`, '-n', namespace, '--timeout=60s']);

@@ -5,22 +5,17 @@
  * index and the task documents in the store agree exactly. Each backend gets
  * a store of its own, so the shared test bed is never disturbed.
  */
-import { execFile } from 'node:child_process';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import type { StateBackend } from '../../src/api/resource.ts';
 import type { Task } from '../../src/service/schemas/task.ts';
-import { postgresBinDir } from '../../testbed/harness/prerequisites.ts';
-import { startPostgres, type PostgresServer } from '../../testbed/harness/postgres.ts';
 import { waitUntil } from '../../testbed/harness/process.ts';
-import { startRedis, type RedisServer } from '../../testbed/harness/redis.ts';
+import type { TestbedInfo } from '../../testbed/harness/testbed.ts';
+import { dedicatedPostgres, dedicatedRedis, type DedicatedStore } from '../support/dedicated-store.ts';
 import { jsonClient } from '../support/http.ts';
-import { allTasks, startTaskServiceStack, type Stores, type TaskServiceStack } from '../support/task-service-stack.ts';
+import { allTasks, startTaskServiceStack, type TaskServiceStack } from '../support/task-service-stack.ts';
 
-const run = promisify(execFile);
 const testbed = inject('testbed');
-const PASSWORD = 'outage-store-password';
 const WRITERS = 6;
 
 interface Outcome {
@@ -29,75 +24,7 @@ interface Outcome {
   retryAfter: string | null;
 }
 
-/** The store a backend's outage test kills, and how to read its task keys without going through Dapr. */
-interface DedicatedStore {
-  kill(): Promise<void>;
-  restart(): Promise<void>;
-  stop(): Promise<void>;
-  stores: Stores;
-  /** Ids of the task documents the store holds for `appId` (Dapr keys are `<app-id>||task|<id>`). */
-  taskIds(appId: string): Promise<string[]>;
-}
-
-async function dedicatedRedis(dir: string): Promise<DedicatedStore> {
-  let redis: RedisServer = await startRedis(dir, PASSWORD, undefined, true);
-  return {
-    stores: { redis, postgres: testbed.postgres },
-    kill: async () => {
-      redis.process.kill('SIGKILL');
-      await redis.process.exited;
-    },
-    restart: async () => {
-      redis = await startRedis(dir, PASSWORD, redis.port, true);
-    },
-    stop: () => redis.stop(),
-    taskIds: async (appId) => {
-      const { stdout } = await run('redis-cli', [
-        ...['-h', redis.host, '-p', String(redis.port), '-a', PASSWORD, '--no-auth-warning'],
-        ...['--scan', '--pattern', `${appId}||task|*`],
-      ]);
-      return stdout
-        .split('\n')
-        .filter(Boolean)
-        .map((key) => key.slice(`${appId}||task|`.length));
-    },
-  };
-}
-
-async function dedicatedPostgres(dir: string): Promise<DedicatedStore> {
-  let postgres: PostgresServer = await startPostgres(dir, PASSWORD, undefined, true);
-  return {
-    stores: { redis: testbed.redis, postgres },
-    kill: async () => {
-      postgres.process.kill('SIGKILL');
-      await postgres.process.exited;
-    },
-    restart: async () => {
-      // Backends of the killed postmaster notice its death and exit; until then the data directory is busy.
-      await waitUntil(
-        async () => {
-          postgres = await startPostgres(dir, PASSWORD, postgres.port, true);
-          return true;
-        },
-        { what: 'PostgreSQL to restart on its port', timeoutMs: 60_000, intervalMs: 500 },
-      );
-    },
-    stop: () => postgres.stop(),
-    taskIds: async (appId) => {
-      const { stdout } = await run(join(postgresBinDir(), 'psql'), [
-        postgres.connectionString,
-        ...[
-          '-At',
-          '-c',
-          `SELECT substr(key, ${`${appId}||task|`.length + 1}) FROM state WHERE key LIKE '${appId}||task|%'`,
-        ],
-      ]);
-      return stdout.split('\n').filter(Boolean);
-    },
-  };
-}
-
-const backends: [StateBackend, (dir: string) => Promise<DedicatedStore>][] = [
+const backends: [StateBackend, (dir: string, testbed: TestbedInfo) => Promise<DedicatedStore>][] = [
   ['redis', dedicatedRedis],
   ['postgresql', dedicatedPostgres],
 ];
@@ -106,7 +33,7 @@ describe.each(backends)('a state.%s outage during a burst of writes', (backend, 
   let store: DedicatedStore;
   let stack: TaskServiceStack;
   beforeAll(async () => {
-    store = await startStore(join(testbed.dir, `outage-${backend}`));
+    store = await startStore(join(testbed.dir, `outage-${backend}`), testbed);
     stack = await startTaskServiceStack(testbed, { name: `outage-${backend}`, backend, stores: store.stores });
   });
   afterAll(async () => {

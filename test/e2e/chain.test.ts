@@ -17,6 +17,7 @@ import {
   repoRoot,
   uninstallOperatorWithKustomize,
 } from '../../testbed/harness/install.ts';
+import { portForward as startPortForward, stateBackendPatch, taskApiEvents } from '../../testbed/harness/kubectl.ts';
 import { waitUntil } from '../../testbed/harness/process.ts';
 import { jsonClient } from '../support/http.ts';
 import { emptyModel, lostOrWrong, runLoad, seed } from '../support/swap-load.ts';
@@ -291,15 +292,7 @@ describe('several TaskApis, deletion and operator restarts on the real chain', (
 
   it("changes nothing that runs when the operator's pods are restarted", async () => {
     const before = await runningState();
-    await k([
-      'delete',
-      'pods',
-      '-n',
-      OPERATOR_NAMESPACE,
-      '-l',
-      'app.kubernetes.io/name=taskapi-operator',
-      '--wait=true',
-    ]);
+    await deleteOperatorPods(['--wait=true']);
     await k(['rollout', 'status', 'deployment/taskapi-operator', '-n', OPERATOR_NAMESPACE, '--timeout=120s']);
     // A new leader lists everything and reconciles it; give it a resync's worth of passes.
     await waitUntil(
@@ -324,17 +317,7 @@ describe('a swap of the sample from Redis to PostgreSQL on the real chain', () =
     const { promise: stopLoad, resolve: endLoad } = Promise.withResolvers<undefined>();
     const load = runLoad([api], model, 3, stopLoad);
     const started = performance.now();
-    await k([
-      'patch',
-      'taskapi',
-      'tasks',
-      '-n',
-      namespace,
-      '--type',
-      'merge',
-      '-p',
-      '{"spec":{"stateBackend":"postgresql"}}',
-    ]);
+    await setBackend('postgresql');
     const phases: string[] = [];
     const rows: string[] = [];
     await waitUntil(
@@ -382,20 +365,82 @@ describe('a swap of the sample from Redis to PostgreSQL on the real chain', () =
     expect((await allTasks(jsonClient(after.url), 100)).filter((task) => earlier.has(task.id))).toHaveLength(
       earlier.size,
     );
-    const events = await k([
-      'get',
-      'events',
-      '-n',
-      namespace,
-      '--field-selector',
-      'involvedObject.kind=TaskApi,involvedObject.name=tasks',
-      '-o',
-      'jsonpath={range .items[*]}{.reason}{"\\n"}{end}',
-    ]);
+    const events = await eventReasons();
     expect(events).toContain('SwapStarted');
     expect(events).toContain('SwapCompleted');
   });
 });
+
+describe('a swap that survives its operator and a change of mind', () => {
+  it('swaps back to Redis through a SIGKILL of every operator pod during the backfill, and ends on PostgreSQL again when edited back during verify, losing nothing', async () => {
+    // Started again when its pod goes (the rollout at the end of a swap), on the same local port.
+    const forward = await startPortForward(chain().kubeconfig, namespace, 'service/tasks', 80, { keepAlive: true });
+    forwards.push(forward);
+    const api = jsonClient(forward.url);
+    const model = emptyModel();
+    const earlier = new Set((await allTasks(api, 100)).map((task) => task.id));
+    await seed([api], model, 1_000, 6);
+    const { promise: stopLoad, resolve: endLoad } = Promise.withResolvers<undefined>();
+    const load = runLoad([api], model, 3, stopLoad);
+    const phase = async (): Promise<string> =>
+      k(['get', 'taskapi', 'tasks', '-n', namespace, '-o', 'jsonpath={.status.swap.phase} {.status.swap.to}']);
+    await setBackend('redis');
+    // SIGKILL (no grace) of every operator pod the moment the backfill shows: the new ones go on from status.
+    await waitUntil(async () => (await phase()) === 'Backfill redis', {
+      what: 'the backfill',
+      timeoutMs: 60_000,
+      intervalMs: 50,
+    });
+    await deleteOperatorPods(['--grace-period=0', '--force']);
+    // Edited back while verifying: the old store (PostgreSQL) was the truth throughout, so back to it alone.
+    await waitUntil(async () => (await phase()) === 'Verify redis', {
+      what: 'the new operator to carry the swap on to verify',
+      timeoutMs: 120_000,
+      intervalMs: 50,
+    });
+    await setBackend('postgresql');
+    // The load ran through the kill, the backfill and verify; it stops before any rollout can take its pod.
+    endLoad(undefined);
+    await load;
+    // Before the flip the swap goes straight back; if the edit lands once the flip began, the flip ends first
+    // (it is bounded) and a swap back follows. Either way: PostgreSQL again, every task there.
+    await waitUntil(async () => (await phase()) === 'Completed postgresql', {
+      what: 'PostgreSQL to be the store again',
+      timeoutMs: 180_000,
+    });
+    await k(['rollout', 'status', 'deployment/tasks', '-n', namespace, '--timeout=180s']);
+    await waitUntil(async () => (await fetch(`${forward.url}/readyz`).catch(() => undefined))?.ok === true, {
+      what: 'the port-forward to reach a new pod',
+      timeoutMs: 60_000,
+    });
+    const status = JSON.parse(await k(['get', 'taskapi', 'tasks', '-n', namespace, '-o', 'jsonpath={.status}'])) as {
+      stateBackend: string;
+    };
+    expect(status.stateBackend).toBe('postgresql');
+    expect(model.failures).toEqual([]);
+    expect(model.wrongReads).toEqual([]);
+    expect((await lostOrWrong(api, model, earlier)).problems).toEqual([]);
+    const reasons = (await eventReasons()).split('\n');
+    const reverted = reasons.includes('SwapReverted');
+    console.log(
+      `edited back during verify: ${reverted ? 'reverted in place' : 'the flip had begun: swapped back after it'}; ` +
+        `${model.requests} client requests, ${model.failures.length} failed`,
+    );
+    expect(reverted || reasons.filter((reason) => reason === 'SwapStarted').length >= 3).toBe(true);
+  });
+});
+
+/** `kubectl patch` of the sample's spec.stateBackend: the one field edit a swap is. */
+const setBackend = (backend: 'redis' | 'postgresql'): Promise<string> =>
+  k(stateBackendPatch('tasks', namespace, backend));
+
+/** The reasons of the TaskApis' Events in the namespace, one a line. */
+const eventReasons = (): Promise<string> =>
+  taskApiEvents(chain().kubeconfig, namespace, 'jsonpath={range .items[*]}{.reason}{"\\n"}{end}');
+
+/** Deletes the operator's pods (`extra`: how), as `kubectl delete pods -l` does. */
+const deleteOperatorPods = (extra: string[]): Promise<string> =>
+  k(['delete', 'pods', '-n', OPERATOR_NAMESPACE, '-l', 'app.kubernetes.io/name=taskapi-operator', ...extra]);
 
 /** Pods, Deployment generations and the TaskApi's status: what must not move when the operator restarts. */
 async function runningState(): Promise<string> {

@@ -31,7 +31,12 @@ export function swapPods(
   publish: (plan: SwapPlan) => void = () => undefined,
 ): SwapPods {
   const call = async <T>(url: string, method: string, path: string, body?: unknown): Promise<T> => {
-    const response = await jsonClient(url, token).request<T>(method, path, body);
+    // A pod that does not answer is named, as the operator's own SwapPods does.
+    const response = await jsonClient(url, token)
+      .request<T>(method, path, body)
+      .catch((error: unknown) => {
+        throw new Error(`pod ${url} unreachable: ${error instanceof Error ? error.message : String(error)}`);
+      });
     if (response.status >= 400 && !(method === 'PUT' && response.status === 409)) {
       throw new Error(`${method} ${url}${path} answered ${response.status}: ${JSON.stringify(response.body)}`);
     }

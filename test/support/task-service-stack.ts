@@ -63,6 +63,13 @@ export interface TaskServiceStack extends RunningApp {
   /** Every task service replica (the first is the stack's own url). */
   replicas: RunningApp[];
   notifications: RunningApp | undefined;
+  /**
+   * A replica's container restarted (or a replacement pod on the same
+   * sidecar): kills its service process if it still runs, starts it again on
+   * the same daprd and port with `env` beside the container's, waits for
+   * /readyz. `replicas[index]` (and `process`, for the first) is the new one.
+   */
+  restartReplica(index: number, env?: Record<string, string>): Promise<RunningApp>;
   stop(): Promise<void>;
 }
 
@@ -136,6 +143,11 @@ async function startApp(spec: AppSpec): Promise<RunningApp> {
     appPort: spec.port,
     env: { NAMESPACE: spec.namespace },
   });
+  return startAppProcess(spec, daprd);
+}
+
+/** The app's process beside a running daprd, ready. */
+async function startAppProcess(spec: AppSpec, daprd: Daprd): Promise<RunningApp> {
   const child = ManagedProcess.start({
     name: spec.appId,
     command: process.execPath,
@@ -201,8 +213,9 @@ export async function startTaskServiceStack(testbed: TestbedInfo, options: Stack
     if (notifications) started.push(notifications);
     const backends: StateBackend[] = options.swap ? ['redis', 'postgresql'] : [options.backend];
     const replicas: RunningApp[] = [];
+    const specs: AppSpec[] = [];
     for (let replica = 0; replica < (options.swap?.replicas ?? 1); replica++) {
-      const service = await startApp({
+      const spec: AppSpec = {
         appId: taskApi.metadata.name,
         deployment: buildTaskDeployment(taskApi, options.backend, 'test', DEFAULT_BUILD_SETTINGS),
         resources: daprResources(taskApi, backends, testbed.kubeconfig),
@@ -210,12 +223,35 @@ export async function startTaskServiceStack(testbed: TestbedInfo, options: Stack
         dir: join(dir, replica === 0 ? 'service' : `service-${replica}`),
         namespace,
         ...(options.swap ? { env: { [SERVICE_ENV.controlToken]: options.swap.controlToken } } : {}),
-      });
+      };
+      const service = await startApp(spec);
       started.push(service);
       replicas.push(service);
+      specs.push(spec);
     }
+    const restartReplica = async (index: number, env: Record<string, string> = {}): Promise<RunningApp> => {
+      const old = replicas[index];
+      const spec = specs[index];
+      if (!old || !spec) throw new Error(`the stack has no replica ${index}`);
+      old.process.kill('SIGKILL');
+      await old.process.exited;
+      const fresh = await startAppProcess({ ...spec, env: { ...spec.env, ...env } }, old.daprd);
+      replicas[index] = fresh;
+      started[started.indexOf(old)] = fresh;
+      return fresh;
+    };
     const [service] = replicas as [RunningApp];
-    return { ...service, taskApi, replicas, notifications, stop };
+    return {
+      ...service,
+      get process() {
+        return (replicas[0] as RunningApp).process;
+      },
+      taskApi,
+      replicas,
+      notifications,
+      restartReplica,
+      stop,
+    };
   } catch (error) {
     await stop();
     throw error;

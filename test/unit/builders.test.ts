@@ -156,11 +156,11 @@ describe('desired children of a TaskApi', () => {
       'Role/tasks-secret-reader': 'ded4c1a01b691d75',
       'RoleBinding/tasks-secret-reader': 'b0c8386b937b0b0d',
       'Component/tasks-secrets': '22fc5023ca46d4e4',
-      'Component/tasks-state-redis': '08f003d1f3be94f6',
+      'Component/tasks-state-redis': '2b99751d59b53365',
       'Component/tasks-pubsub': '5a01aa80e3a577ef',
       'Subscription/tasks-task-events': '693ee37352745c3d',
       'ConfigMap/tasks-swap-plan': '11a349113660a5d2',
-      'Deployment/tasks': 'c22542cd07bfb703',
+      'Deployment/tasks': 'add4b2c95ae4c9d7',
       'Service/tasks': '785ad5c280c46e70',
     });
   });

@@ -48,6 +48,19 @@ export async function kubectlOk(kubeconfig: string, args: string[], input?: stri
   return stdoutOf('kubectl', args, await kubectl(kubeconfig, args, input));
 }
 
+/** `kubectl patch` arguments for the one field edit a user makes to move a TaskApi to another state store. */
+export const stateBackendPatch = (name: string, namespace: string, backend: string): string[] => [
+  'patch',
+  'taskapi',
+  name,
+  '-n',
+  namespace,
+  '--type',
+  'merge',
+  '-p',
+  JSON.stringify({ spec: { stateBackend: backend } }),
+];
+
 /** `kubectl get events` of the TaskApis in `namespace`, oldest first, printed with `output` (`-o`). */
 export const taskApiEvents = (kubeconfig: string, namespace: string, output: string): Promise<string> =>
   kubectlOk(kubeconfig, [

@@ -7,7 +7,7 @@
  * tail is what a failing start or test prints.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { closeSync, mkdirSync, openSync, readdirSync, readFileSync } from 'node:fs';
+import { closeSync, mkdirSync, openSync, readdirSync, readFileSync, type Dirent } from 'node:fs';
 import { userInfo } from 'node:os';
 import { join } from 'node:path';
 
@@ -197,13 +197,37 @@ export async function waitUntil(check: () => Promise<boolean>, options: WaitOpti
 
 /** The last lines of every `*.log` file below `dir`: all the test bed's components, daprd included. */
 export function logTailsUnder(dir: string, lines = 40): string {
-  const files = readdirSync(dir, { recursive: true, encoding: 'utf8' })
-    .filter((file) => file.endsWith('.log'))
-    .sort();
-  return files
+  return logFilesUnder(dir)
     .map((file) => {
-      const text = readFileSync(join(dir, file), 'utf8').trimEnd().split('\n').slice(-lines).join('\n');
+      let text: string;
+      try {
+        text = readFileSync(join(dir, file), 'utf8').trimEnd().split('\n').slice(-lines).join('\n');
+      } catch (error) {
+        // Gone since it was listed (a container removed meanwhile).
+        text = `(unreadable: ${(error as Error).message})`;
+      }
       return `----- ${file}: last ${lines} lines\n${text}`;
     })
     .join('\n');
+}
+
+/**
+ * The `*.log` files below `dir`, walked by hand: a recursive readdir fails as a
+ * whole when a directory goes while it reads (containerd removes snapshots all
+ * the time), and a container's root file system holds no log of ours anyway.
+ */
+function logFilesUnder(dir: string, prefix = ''): string[] {
+  let entries: Dirent[];
+  try {
+    entries = readdirSync(join(dir, prefix), { withFileTypes: true });
+  } catch {
+    return [];
+  }
+  const found: string[] = [];
+  for (const entry of entries.sort((a, b) => (a.name < b.name ? -1 : 1))) {
+    const path = prefix === '' ? entry.name : `${prefix}/${entry.name}`;
+    if (entry.isDirectory() && !entry.name.startsWith('io.containerd.')) found.push(...logFilesUnder(dir, path));
+    else if (entry.isFile() && entry.name.endsWith('.log')) found.push(path);
+  }
+  return found;
 }

@@ -18,7 +18,7 @@ export interface DaprComponent {
   apiVersion: 'dapr.io/v1alpha1';
   kind: 'Component';
   metadata: OwnedMetadata;
-  spec: { type: string; version: string; metadata: ComponentMetadataItem[]; ignoreErrors?: boolean };
+  spec: { type: string; version: string; metadata: ComponentMetadataItem[] };
   scopes: string[];
   auth?: { secretStore: string };
 }
@@ -57,18 +57,18 @@ function redisMetadata(redis: RedisSettings): ComponentMetadataItem[] {
 export function buildStateComponent(taskApi: TaskApi, backend: StateBackend): DaprComponent | undefined {
   const name = names.stateComponent(taskApi, backend);
   const { redis, postgresql } = taskApi.spec;
-  const built =
-    backend === 'redis'
-      ? redis && component(taskApi, name, 'state-store', 'state.redis', redisMetadata(redis))
-      : postgresql &&
-        component(taskApi, name, 'state-store', 'state.postgresql', [
-          { name: 'connectionString', secretKeyRef: postgresql.connectionStringSecretRef },
-          ...(postgresql.tableName ? [{ name: 'tableName', value: postgresql.tableName }] : []),
-        ]);
-  // A state Component whose store does not answer when daprd loads it (a swap's target hot-reloaded into
-  // running sidecars, a pod starting during an outage) must not stop daprd and every task it serves: it is
-  // left out, and the service waits for it (readiness; the swap's first phase checks it is loaded).
-  return built && { ...built, spec: { ...built.spec, ignoreErrors: true } };
+  // Not ignoreErrors: Dapr never loads again a Component whose init failed and was ignored, so a pod
+  // whose sidecar lost an init race (two sidecars creating PostgreSQL's metadata table at once, as a
+  // swap's new Component reaches every sidecar together) would never have its store. Without it, that
+  // sidecar stops and restarts, and loads it then.
+  if (backend === 'redis') {
+    return redis && component(taskApi, name, 'state-store', 'state.redis', redisMetadata(redis));
+  }
+  if (!postgresql) return undefined;
+  return component(taskApi, name, 'state-store', 'state.postgresql', [
+    { name: 'connectionString', secretKeyRef: postgresql.connectionStringSecretRef },
+    ...(postgresql.tableName ? [{ name: 'tableName', value: postgresql.tableName }] : []),
+  ]);
 }
 
 /** Redis pub/sub for task events; spec.pubsub.redis, else spec.redis (the CRD requires one of them). */

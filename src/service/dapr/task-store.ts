@@ -195,20 +195,32 @@ export class DaprTaskStore implements TaskStore {
   }
 
   /**
-   * Writes several keys, each under its ETag (or insert-only without one): one
-   * save for one key, one state transaction for more. A failure may leave some
-   * written on Redis (its transactions do not roll back): callers re-read.
+   * Writes several keys, each under its ETag (or insert-only without one): a
+   * key that does not exist yet gets a save of its own, the others one save
+   * for one key, one state transaction for more. Dapr's Redis store keeps a
+   * key insert-only only if a plain save created it (a transaction does not
+   * mark it first-write), so a page a transaction created would be taken over
+   * by the next insert-only save: two replicas starting the same new index
+   * page would both win, the later erasing the earlier's entries.
+   * A failure may leave some written on Redis (its transactions do not roll
+   * back): callers re-read.
    */
   async writeAll(writes: { key: string; value: unknown; etag: string | undefined }[]): Promise<void> {
-    const [only] = writes;
-    if (writes.length === 0) return;
-    if (writes.length === 1 && only) {
+    const created = await Promise.allSettled(
+      writes.filter(({ etag }) => etag === undefined).map(({ key, value }) => this.write(key, value, undefined)),
+    );
+    const failed = created.find((outcome) => outcome.status === 'rejected');
+    if (failed) throw failed.reason;
+    const changes = writes.filter((write): write is typeof write & { etag: string } => write.etag !== undefined);
+    const [only] = changes;
+    if (changes.length === 0) return;
+    if (changes.length === 1 && only) {
       await this.write(only.key, only.value, only.etag);
       return;
     }
-    const operations: OperationType[] = writes.map(({ key, value, etag }) => ({
+    const operations: OperationType[] = changes.map(({ key, value, etag }) => ({
       operation: 'upsert',
-      request: { key, value, ...(etag === undefined ? {} : etagField(etag)), options: FIRST_WRITE },
+      request: { key, value, ...etagField(etag), options: FIRST_WRITE },
     }));
     await callDapr('state transaction', () => this.client.state.transaction(this.storeName, operations));
   }

@@ -1,0 +1,55 @@
+/**
+ * The task index on real daprd and Redis, where replicas race: two replicas
+ * that both found a new index page absent both write it insert-only, and the
+ * index counts on the later write failing (it re-reads and appends after the
+ * first's ids). If the later write won, the first replica's ids would leave
+ * the page while their tasks point at it: acknowledged tasks missing from
+ * GET /tasks, and never copied by a swap of stores, which walks the index.
+ */
+import { CommunicationProtocolEnum, DaprClient, LogLevel } from '@dapr/dapr';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { names } from '../../src/controller/names.ts';
+import { DaprTaskStore } from '../../src/service/dapr/task-store.ts';
+import { startTaskServiceStack, type TaskServiceStack } from '../support/task-service-stack.ts';
+
+const testbed = inject('testbed');
+const quiet = (): void => undefined;
+
+describe('the task index when two replicas start the same page', () => {
+  let stack: TaskServiceStack;
+  let client: DaprClient;
+
+  beforeAll(async () => {
+    stack = await startTaskServiceStack(testbed, { name: 'index-race', backend: 'redis', stores: testbed });
+    client = new DaprClient({
+      daprHost: '127.0.0.1',
+      daprPort: String(stack.daprd.httpPort),
+      communicationProtocol: CommunicationProtocolEnum.HTTP,
+      // The refused writes are the point: the SDK's own error lines would only be noise.
+      logger: {
+        level: LogLevel.Error,
+        service: { error: quiet, warn: quiet, info: quiet, verbose: quiet, debug: quiet },
+      },
+    });
+  }, 180_000);
+
+  afterAll(async () => {
+    await client.stop();
+    await stack.stop();
+  });
+
+  it('keeps the pages the first replica wrote, several at once, and refuses the second', async () => {
+    const component = names.stateComponent(stack.taskApi, 'redis');
+    const [first, second] = [new DaprTaskStore(client, component), new DaprTaskStore(client, component)];
+    const pages = [first.pageKey('all', 7), first.pageKey('status-pending', 7)];
+    // Both chains overflowed in one batch: the first replica starts both next pages in one write.
+    await first.writeAll(pages.map((key) => ({ key, value: { slots: ['first'] }, etag: undefined })));
+    // The second replica read them absent before that write landed.
+    for (const key of [pages, [pages[0] as string]]) {
+      await expect(
+        second.writeAll(key.map((page) => ({ key: page, value: { slots: ['second'] }, etag: undefined }))),
+      ).rejects.toThrow();
+    }
+    expect((await second.read(pages)).map((item) => item.value)).toEqual([{ slots: ['first'] }, { slots: ['first'] }]);
+  });
+});
