@@ -79,6 +79,8 @@ export interface SwapJobStatus {
 
 /** A pod's answer on SWAP_ROUTE. */
 export interface SwapReport {
+  /** Made at process start: a restarted process answers with another. */
+  instance: string;
   plan: SwapPlan;
   /** Writes in flight right now. */
   inflight: number;

@@ -228,6 +228,10 @@ export const statusSchema = z
           .string()
           .optional()
           .describe('The plan the pods were last given (JSON), so a restarted operator goes on from it.'),
+        instances: z
+          .array(z.string())
+          .optional()
+          .describe('Task pod processes that have mirrored; one gone before the flip starts the copy again.'),
       })
       .optional()
       .describe('Progress of a state store change: phase, copied/total, and why it waits, if it does.'),

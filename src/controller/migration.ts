@@ -50,6 +50,7 @@ export function stateOf(taskApi: TaskApi, swap: SwapStatus): SwapState {
     flipRetries: swap.flipRetries ?? 0,
     jobs: swap.jobs ?? 0,
     plan: swap.plan === undefined ? undefined : (JSON.parse(swap.plan) as SwapPlan),
+    instances: swap.instances ?? [],
   };
 }
 
@@ -75,6 +76,7 @@ export function statusOf(
     flipRetries: state.flipRetries,
     jobs: state.jobs,
     ...(state.plan === undefined ? {} : { plan: JSON.stringify(state.plan) }),
+    ...(state.instances.length === 0 ? {} : { instances: state.instances }),
   };
   return { swap, stateBackend: backendOf(taskApi, truth), stateGeneration: truth.generation };
 }

@@ -33,6 +33,12 @@ export interface SwapState {
   jobs: number;
   /** The plan last published and sent to the pods. */
   plan: SwapPlan | undefined;
+  /**
+   * The pod processes that have mirrored in this swap. One that goes away
+   * before the flip may take mirror writes it owed (or was making) with it,
+   * so the copy starts again into a fresh generation.
+   */
+  instances: string[];
 }
 
 export interface SwapPods {
@@ -76,6 +82,7 @@ export function startSwap(from: StoreRef, to: StoreRef, revision: number): SwapS
     flipRetries: 0,
     jobs: 0,
     plan: undefined,
+    instances: [],
   };
 }
 
@@ -119,6 +126,19 @@ const message = (error: unknown): string => (error instanceof Error ? error.mess
  */
 export async function stepSwap(state: SwapState, pods: SwapPods, settings: SwapSettings): Promise<SwapState> {
   try {
+    if (MIRRORED_BEFORE_FLIP.has(state.phase) && state.instances.length > 0) {
+      const reports = await Promise.all((await pods.list()).map((pod) => pods.report(pod)));
+      const running = new Set(reports.map((report) => report.instance));
+      const gone = state.instances.filter((instance) => !running.has(instance));
+      // A flip some pods already made is finished, not undone (they wrote to the new store, mirroring the old).
+      const flipped = reports.some((report) => sameRef(report.plan.truth, state.to));
+      if (gone.length > 0 && !flipped) {
+        // Told at once, so writes a replacement holds go on now; the reason stays for status to show.
+        const again = startOver(state, gone.length);
+        const told = await confirmed(again, pods, settings, () => undefined);
+        return { ...told, blocked: told.blocked ?? again.blocked };
+      }
+    }
     switch (state.phase) {
       case 'TargetAdded': {
         const added = await confirmed(state, pods, settings, (report) =>
@@ -163,6 +183,30 @@ export async function stepSwap(state: SwapState, pods: SwapPods, settings: SwapS
   }
 }
 
+/** The phases in which pods mirror to the new store and the old one is still the truth. */
+const MIRRORED_BEFORE_FLIP = new Set<SwapPhase>(['Backfill', 'Verify', 'Flip']);
+
+/**
+ * A pod process that mirrored went away before the flip: what it owed the
+ * mirror, or was writing there when it died, is lost with it (a delete among
+ * them would bring a task back). The copy starts again, into a fresh
+ * generation of the new store, from dual write; the old store is the truth
+ * throughout, so nothing a client was told is at risk.
+ */
+function startOver(state: SwapState, gone: number): SwapState {
+  const generation = `g${state.revision + 1}`;
+  return {
+    ...state,
+    phase: 'DualWrite',
+    to: { ...state.to, generation },
+    plan: undefined,
+    instances: [],
+    copied: 0,
+    total: 0,
+    blocked: `${gone} task pod process(es) went away while mirroring: copying again into generation ${generation}`,
+  };
+}
+
 /**
  * Pushes the phase's plan to every pod (a new revision the first time) and
  * moves on once each has it, and `check` finds nothing missing.
@@ -192,8 +236,11 @@ async function confirmed(
         samePlan(report.plan, plan) ? check(report) : `pod ${names[index]} runs revision ${report.plan.revision}`,
       )
       .filter((problem): problem is string => problem !== undefined);
-    if (missing.length === 0) return { ...published, phase: next(state.phase), blocked: undefined };
-    if (settings.now() > deadline) return { ...published, blocked: missing.join('; ') };
+    const seen = plan.mirror
+      ? [...new Set([...published.instances, ...answers.map((report) => report.instance).filter(Boolean)])]
+      : published.instances;
+    if (missing.length === 0) return { ...published, instances: seen, phase: next(state.phase), blocked: undefined };
+    if (settings.now() > deadline) return { ...published, instances: seen, blocked: missing.join('; ') };
     await settings.sleep(200);
   }
 }
@@ -208,6 +255,7 @@ async function everyPodTold(state: SwapState, pods: SwapPods, settings: SwapSett
 /** `pods` whose calls that fail answer a report of revision -1 (not confirming) instead of failing the step. */
 function guarded(pods: SwapPods): SwapPods {
   const silent = (plan: SwapPlan): SwapReport => ({
+    instance: '',
     plan: { ...plan, revision: -1 },
     inflight: 0,
     debt: 0,

@@ -15,6 +15,7 @@
  *   holds writes until the operator has told it the current plan itself:
  *   the file may lag behind.
  */
+import { randomUUID } from 'node:crypto';
 import type { DaprClient } from '@dapr/dapr';
 import type { StoreRef, SwapJobKind, SwapJobStatus, SwapPlan, SwapReport } from '../api/contract.ts';
 import { DaprTaskStore, type AdoptOutcome, type StateItem, type VersionedTask } from './dapr/task-store.ts';
@@ -73,6 +74,8 @@ export class SwapStore implements TaskStore {
   private job: SwapJobStatus | null = null;
   private cursor: CopyCursor | undefined;
   private readonly debtTimer: NodeJS.Timeout;
+  /** This process: the driver tells a pod that restarted (and lost what it owed the mirror) from one that did not. */
+  private readonly instance = randomUUID();
 
   constructor(client: DaprClient, initial: SwapPlan, logger: Logger) {
     this.client = client;
@@ -134,7 +137,14 @@ export class SwapStore implements TaskStore {
   }
 
   report(loaded: string[]): SwapReport {
-    return { plan: this.current, inflight: this.inflight, debt: this.debt.size, loaded, job: this.job };
+    return {
+      instance: this.instance,
+      plan: this.current,
+      inflight: this.inflight,
+      debt: this.debt.size,
+      loaded,
+      job: this.job,
+    };
   }
 
   // Reads: the source of truth.
