@@ -76,7 +76,9 @@ describe('desired children of a TaskApi', () => {
     expect(taskContainer?.env?.find((item) => item.name === 'CONTROL_TOKEN')?.valueFrom).toEqual({
       secretKeyRef: { name: 'tasks-swap-control', key: 'token' },
     });
-    expect(taskContainer?.volumeMounts).toEqual([{ name: 'swap-plan', mountPath: '/etc/taskapi/swap', readOnly: true }]);
+    expect(taskContainer?.volumeMounts).toEqual([
+      { name: 'swap-plan', mountPath: '/etc/taskapi/swap', readOnly: true },
+    ]);
     expect(template?.spec?.volumes).toEqual([
       { name: 'swap-plan', configMap: { name: 'tasks-swap-plan', optional: true } },
     ]);

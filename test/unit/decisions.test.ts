@@ -101,7 +101,6 @@ function deployment(replicas: number, ready: number, { generation = 1, observed 
   } satisfies DeploymentState;
 }
 
-
 function withStatus(taskApi: TaskApi, status: TaskApiStatus | undefined, generation = 1): TaskApi {
   return { ...taskApi, metadata: { ...taskApi.metadata, generation }, ...(status ? { status } : {}) };
 }
@@ -309,13 +308,7 @@ describe('the verified-pass cache', () => {
   it.each<[string, string, number, Record<string, string>, boolean]>([
     ['nothing moved', rendering, 2, live, true],
     ['a new generation', renderingOf('uid-1', 4, placement), 2, live, false],
-    [
-      'a swap changed the placement',
-      renderingOf('uid-1', 3, swapping),
-      2,
-      live,
-      false,
-    ],
+    ['a swap changed the placement', renderingOf('uid-1', 3, swapping), 2, live, false],
     ['someone edited a field we set (its applied hash moved)', rendering, 2, { ...live, 'Service/tasks': 'h9' }, false],
     ['a child was deleted', rendering, 1, { 'Deployment/tasks': 'h1' }, false],
     ['an extra owned object appeared', rendering, 3, live, false],
