@@ -300,7 +300,10 @@ export class SwapStore implements TaskStore {
     for (const position of resume?.missing ?? []) {
       const { entries, missing } = await truth.entriesAt('all', position);
       const first = entries.entries[0];
-      if (first && first.position.slot === position.slot) await this.copy(status, mirror, [first], true);
+      if (first && first.position.slot === position.slot) {
+        const write = await this.copy(status, mirror, [first], true);
+        await write();
+      }
       if (missing[0]?.slot === position.slot) cursor.missing.push(position);
     }
     // COPY_PAGES pages at a time; the next ones, and what the mirror holds for them, are read while these are copied.
@@ -310,6 +313,8 @@ export class SwapStore implements TaskStore {
       return { ...batch, there };
     };
     let reading = ahead(cursor.position);
+    // The documents of one batch are written while the next one is indexed.
+    let writing: Promise<void> = Promise.resolve();
     for (;;) {
       const { entries, missing, next, end, there } = await reading;
       if (!end) {
@@ -318,11 +323,15 @@ export class SwapStore implements TaskStore {
         reading.catch(() => undefined);
       }
       status.walked += entries.length + missing.length;
-      await this.copy(status, mirror, entries, status.kind !== 'backfill', there);
+      const write = await this.copy(status, mirror, entries, status.kind !== 'backfill', there);
+      await writing;
+      writing = write();
+      writing.catch(() => undefined);
       cursor.missing.push(...missing);
       cursor.position = next;
       if (end) break;
     }
+    await writing;
     status.total = Math.max(status.total, status.walked);
     this.cursor = cursor;
   }
@@ -334,8 +343,9 @@ export class SwapStore implements TaskStore {
     tasks: VersionedTask[],
     compare: boolean,
     read?: StateItem[],
-  ): Promise<void> {
-    if (tasks.length === 0) return;
+  ): Promise<() => Promise<void>> {
+    const nothing = () => Promise.resolve();
+    if (tasks.length === 0) return nothing;
     let todo = tasks;
     let todoRead = read;
     if (compare) {
@@ -358,8 +368,12 @@ export class SwapStore implements TaskStore {
       todoRead = read?.filter((_, index) => keep[index]);
       status.mismatches += todo.length;
     }
-    const outcomes: AdoptOutcome[] = await mirror.adopt(todo, 1, todoRead);
-    status.copied += outcomes.filter((outcome) => outcome === 'copied' || outcome === 'indexed').length;
+    if (todo.length === 0) return nothing;
+    const write = await mirror.adoptIndexed(todo, 1, todoRead);
+    return async () => {
+      const outcomes: AdoptOutcome[] = await write();
+      status.copied += outcomes.filter((outcome) => outcome === 'copied' || outcome === 'indexed').length;
+    };
   }
 }
 

@@ -333,6 +333,17 @@ export class DaprTaskStore implements TaskStore {
    * (a mirrored write) is kept, a tombstone is never copied over.
    */
   async adopt(tasks: VersionedTask[], attempt = 1, read?: StateItem[]): Promise<AdoptOutcome[]> {
+    const write = await this.adoptIndexed(tasks, attempt, read);
+    return write();
+  }
+
+  /**
+   * adopt in two halves: resolves once every task's entries exist here, with
+   * the function that writes their documents, so the copier can index the
+   * next batch while this one's documents are written (entries still come
+   * before documents, task by task).
+   */
+  async adoptIndexed(tasks: VersionedTask[], attempt = 1, read?: StateItem[]): Promise<() => Promise<AdoptOutcome[]>> {
     // `read`: the documents as read a moment ago (the copier reads ahead); a write they are stale for races and retries.
     const items = read ?? (await this.read(tasks.map(({ task }) => taskKey(task.id))));
     type Plan =
@@ -369,52 +380,54 @@ export class DaprTaskStore implements TaskStore {
         },
       ];
     });
-    // The common case, nothing there yet: one bulk save. On any failure, one at a time, each racing on its own.
-    if (attempt === 1 && writes.length > 1) {
-      try {
-        await this.writeMany(writes);
-        await Promise.all(
-          plans.map((plan) =>
-            'newest' in plan &&
-            plan.current?.listed &&
-            plan.current.byStatus &&
-            plan.current.task.status !== plan.newest.task.status
-              ? this.clearEntry(statusChain(plan.current.task.status), plan.current.byStatus, plan.newest.task.id)
-              : Promise.resolve(),
-          ),
-        );
-        return plans.map((plan) => ('newest' in plan ? (plan.current ? 'indexed' : 'copied') : plan.outcome));
-      } catch (error) {
-        if (!isServiceError(error)) throw error;
-      }
-    }
-    return Promise.all(
-      plans.map(async (plan, index): Promise<AdoptOutcome> => {
-        if (!('newest' in plan)) return plan.outcome;
-        const positions = positioned[index];
-        const { item, current, newest } = plan;
-        const [listed, byStatus] = positions ?? [current?.listed ?? null, current?.byStatus ?? null];
+    return async () => {
+      // The common case, nothing there yet: one bulk save. On any failure, one at a time, each racing on its own.
+      if (attempt === 1 && writes.length > 1) {
         try {
-          await this.write(
-            taskKey(newest.task.id),
-            this.document(newest.task, newest.version, listed, byStatus),
-            item?.etag,
+          await this.writeMany(writes);
+          await Promise.all(
+            plans.map((plan) =>
+              'newest' in plan &&
+              plan.current?.listed &&
+              plan.current.byStatus &&
+              plan.current.task.status !== plan.newest.task.status
+                ? this.clearEntry(statusChain(plan.current.task.status), plan.current.byStatus, plan.newest.task.id)
+                : Promise.resolve(),
+            ),
           );
-          if (current?.listed && current.byStatus && current.task.status !== newest.task.status) {
-            await this.clearEntry(statusChain(current.task.status), current.byStatus, newest.task.id);
-          }
-          return current ? 'indexed' : 'copied';
+          return plans.map((plan) => ('newest' in plan ? (plan.current ? 'indexed' : 'copied') : plan.outcome));
         } catch (error) {
-          const retry = isServiceError(error, 'etag_mismatch') || isServiceError(error, 'store_unavailable');
-          if (!retry) throw error;
-          // A mirrored write got there first: again for this one task, keeping the entries made (creation order).
-          return this.adoptOne(
-            tasks[index] as VersionedTask,
-            positions && { listed: positions[0], byStatus: positions[1], status: newest.task.status },
-          );
+          if (!isServiceError(error)) throw error;
         }
-      }),
-    );
+      }
+      return Promise.all(
+        plans.map(async (plan, index): Promise<AdoptOutcome> => {
+          if (!('newest' in plan)) return plan.outcome;
+          const positions = positioned[index];
+          const { item, current, newest } = plan;
+          const [listed, byStatus] = positions ?? [current?.listed ?? null, current?.byStatus ?? null];
+          try {
+            await this.write(
+              taskKey(newest.task.id),
+              this.document(newest.task, newest.version, listed, byStatus),
+              item?.etag,
+            );
+            if (current?.listed && current.byStatus && current.task.status !== newest.task.status) {
+              await this.clearEntry(statusChain(current.task.status), current.byStatus, newest.task.id);
+            }
+            return current ? 'indexed' : 'copied';
+          } catch (error) {
+            const retry = isServiceError(error, 'etag_mismatch') || isServiceError(error, 'store_unavailable');
+            if (!retry) throw error;
+            // A mirrored write got there first: again for this one task, keeping the entries made (creation order).
+            return this.adoptOne(
+              tasks[index] as VersionedTask,
+              positions && { listed: positions[0], byStatus: positions[1], status: newest.task.status },
+            );
+          }
+        }),
+      );
+    };
   }
 
   /**
@@ -711,7 +724,8 @@ class IndexWriter {
       for (const chain of next.keys()) {
         const page = (this.tails.get(chain) ?? 0) + 1;
         this.tails.set(chain, page);
-        await this.moveHint(chain, page);
+        // Only a hint (it never fails; see moveHint): not on the way of the appends that wait.
+        void this.moveHint(chain, page);
       }
       todo = next;
       attempt = 0;
