@@ -67,6 +67,7 @@ export class Controller {
       owned,
       settings,
       controlTokens: new ControlTokens(),
+      swapStatuses: new Map(),
       swapSettings: SWAP_SETTINGS,
       now: () => new Date(),
     };

@@ -61,6 +61,8 @@ export interface ReconcileContext {
   verified: VerifiedPasses;
   /** The token each TaskApi's pods accept from the operator during a swap. */
   controlTokens: ControlTokens;
+  /** Per TaskApi key, while a swap is under way: the status last written (the cache may lag behind it). */
+  swapStatuses: Map<string, WrittenStatus>;
   swapSettings: SwapSettings;
   now: () => Date;
 }
@@ -75,12 +77,14 @@ export const MISSING_SECRET_RECHECK_MS = 3_000;
 
 export async function reconcile(ctx: ReconcileContext, key: string): Promise<ReconcileResult> {
   const [namespace = '', name = ''] = key.split('/');
-  const taskApi = ctx.taskApis.get(namespace, name);
+  const cachedTaskApi = ctx.taskApis.get(namespace, name);
   // Gone or going: the garbage collector removes the children through their owner references.
-  if (!taskApi || taskApi.metadata.deletionTimestamp) {
+  if (!cachedTaskApi || cachedTaskApi.metadata.deletionTimestamp) {
     ctx.verified.delete(key);
+    ctx.swapStatuses.delete(key);
     return {};
   }
+  const taskApi = withLatestSwap(cachedTaskApi, ctx.swapStatuses.get(key));
 
   const running = taskApi.status?.stateBackend;
   const target = taskApi.spec.stateBackend;
@@ -240,7 +244,31 @@ async function writeStatus(ctx: ReconcileContext, taskApi: TaskApi, outcome: Pas
   const status = computeStatus(taskApi, outcome, rfc3339(ctx.now()));
   if (canonicalJson(status) === canonicalJson(taskApi.status ?? {})) return;
   await applyTaskApiStatus(ctx.kube, taskApi, status);
+  const key = `${taskApi.metadata.namespace}/${taskApi.metadata.name}`;
+  const swap = status.swap;
+  if (swap && swap.phase !== 'Completed' && swap.phase !== 'Blocked') {
+    ctx.swapStatuses.set(key, { uid: taskApi.metadata.uid, status });
+  } else {
+    ctx.swapStatuses.delete(key);
+  }
   recordTransitions(ctx, taskApi, taskApi.status, status, outcome);
+}
+
+/**
+ * The TaskApi with the status this operator last wrote, when that is newer
+ * than the cache's: the next pass can run before the watch brings the write
+ * back, and a swap must never step from an older phase than it reached.
+ */
+function withLatestSwap(taskApi: TaskApi, written: WrittenStatus | undefined): TaskApi {
+  if (!written || written.uid !== taskApi.metadata.uid) return taskApi;
+  const seen = taskApi.status?.swap?.revision ?? -1;
+  return (written.status.swap?.revision ?? -1) > seen ? { ...taskApi, status: written.status } : taskApi;
+}
+
+/** The status a pass wrote, kept while a swap is under way. */
+export interface WrittenStatus {
+  uid: string;
+  status: TaskApiStatus;
 }
 
 /** Events for what a person watching `kubectl describe` wants to know: creation, swaps, failures. */
