@@ -18,7 +18,7 @@ import { DEFAULT_SWAP_SETTINGS, startSwap } from '../src/controller/swap.ts';
 import { compileSources } from '../testbed/harness/operator.ts';
 import { startTestbed, testbedInfo } from '../testbed/harness/testbed.ts';
 import { jsonClient } from '../test/support/http.ts';
-import { driveSwap, emptyModel, lostOrWrong, runLoad, swapPods } from '../test/support/swap-load.ts';
+import { driveSwap, emptyModel, lostOrWrong, runLoad, seed, swapPods } from '../test/support/swap-load.ts';
 import { allTasks, startTaskServiceStack } from '../test/support/task-service-stack.ts';
 import { bulkSave, fill, taskLayout } from './fill.ts';
 
@@ -49,12 +49,7 @@ try {
     const apis = stack.replicas.map((replica) => jsonClient(replica.url));
     const model = emptyModel();
     // The client works on tasks of its own: 200 created through the API, so it knows their content.
-    for (let n = 0; n < 200; n++) {
-      const response = await apis[n % apis.length]?.request<{ id: string }>('POST', '/tasks', { title: `client ${n}` });
-      if (response?.status !== 201) throw new Error(`seeding answered ${response?.status}`);
-      const read = await apis[0]?.request('GET', `/tasks/${response.body.id}`);
-      model.tasks.set(response.body.id, { task: read?.body as never, etag: read?.headers.get('etag') ?? '' });
-    }
+    await seed(apis, model, 200);
     const { promise: stopLoad, resolve: endLoad } = Promise.withResolvers<undefined>();
     const load = runLoad(apis, model, WORKERS, stopLoad);
 

@@ -134,33 +134,16 @@ export function decideSwap(taskApi: TaskApi, preflightPassed: boolean): SwapDeci
       reverted,
     };
   }
-  const backend = running ?? target;
-  if (running && running !== target && !preflightPassed) {
-    // The target's Secrets are missing: the running store is left alone.
-    return {
-      placement: {
-        podBackend: running,
-        podGeneration: generation,
-        stateBackends: [running],
-        plan: steadyPlan(taskApi, running, generation, revision),
-      },
-      swap: undefined,
-      started,
-      reverted,
-    };
-  }
+  // No swap: the store status names; the target's Secrets missing leave it alone. A new TaskApi: its target, once it can run.
   if (!running && !preflightPassed) return { placement: undefined, swap: undefined, started, reverted };
-  return {
-    placement: {
-      podBackend: backend,
-      podGeneration: generation,
-      stateBackends: [backend],
-      plan: steadyPlan(taskApi, backend, generation, revision),
-    },
-    swap: undefined,
-    started,
-    reverted,
+  const backend = running ?? target;
+  const placement: Placement = {
+    podBackend: backend,
+    podGeneration: generation,
+    stateBackends: [backend],
+    plan: steadyPlan(taskApi, backend, generation, revision),
   };
+  return { placement, swap: undefined, started, reverted };
 }
 
 function steadyPlan(taskApi: TaskApi, backend: StateBackend, generation: string, revision: number): SwapPlan {

@@ -299,7 +299,7 @@ export class SwapStore implements TaskStore {
     // Entries whose documents were missing last time: a create in flight then, or one that failed half-way.
     for (const position of resume?.missing ?? []) {
       const { entries, missing } = await truth.entriesAt('all', position);
-      const first = entries.entries[0];
+      const first = entries[0];
       if (first && first.position.slot === position.slot) {
         const write = await this.copy(status, mirror, [first], true);
         await write();
@@ -308,7 +308,7 @@ export class SwapStore implements TaskStore {
     }
     // COPY_PAGES pages at a time; the next ones, and what the mirror holds for them, are read while these are copied.
     const ahead = async (position: Position) => {
-      const batch = await truth.entriesAcross('all', position, COPY_PAGES);
+      const batch = await truth.entriesAt('all', position, COPY_PAGES);
       const there = await mirror.read(batch.entries.map(({ task }) => taskKey(task.id)));
       return { ...batch, there };
     };

@@ -258,7 +258,7 @@ export class DaprTaskStore implements TaskStore {
     const byStatus =
       moves && current.listed ? await this.index.append(statusChain(task.status), task.id) : current.byStatus;
     await this.write(taskKey(task.id), this.document(task, version, current.listed, byStatus), item.etag);
-    if (moves && current.byStatus) await this.clearEntry(statusChain(current.task.status), current.byStatus, task.id);
+    await this.clearLeftStatus(current, task);
     return version;
   }
 
@@ -277,6 +277,12 @@ export class DaprTaskStore implements TaskStore {
     );
     await this.clearEntries(current);
     return { task: current.task, version: current.version };
+  }
+
+  /** Clears the status entry `before` had, once the task has moved to another status (`after`). */
+  private async clearLeftStatus(before: TaskDocument | undefined, after: Task): Promise<void> {
+    if (!before?.byStatus || before.task.status === after.status) return;
+    await this.clearEntry(statusChain(before.task.status), before.byStatus, after.id);
   }
 
   private async clearEntries(document: TaskDocument): Promise<void> {
@@ -308,9 +314,7 @@ export class DaprTaskStore implements TaskStore {
         ? await this.index.append(statusChain(incoming.task.status), incoming.task.id)
         : (current?.byStatus ?? null);
       await this.write(key, this.document(incoming.task, incoming.version, listed, byStatus), item?.etag);
-      if (moves && current.byStatus) {
-        await this.clearEntry(statusChain(current.task.status), current.byStatus, incoming.task.id);
-      }
+      await this.clearLeftStatus(current, incoming.task);
     });
   }
 
@@ -412,9 +416,7 @@ export class DaprTaskStore implements TaskStore {
               this.document(newest.task, newest.version, listed, byStatus),
               item?.etag,
             );
-            if (current?.listed && current.byStatus && current.task.status !== newest.task.status) {
-              await this.clearEntry(statusChain(current.task.status), current.byStatus, newest.task.id);
-            }
+            await this.clearLeftStatus(current, newest.task);
             return current ? 'indexed' : 'copied';
           } catch (error) {
             const retry = isServiceError(error, 'etag_mismatch') || isServiceError(error, 'store_unavailable');
@@ -500,9 +502,9 @@ export class DaprTaskStore implements TaskStore {
     let position: Position = query.cursor === undefined ? { page: 0, slot: 0 } : await this.resume(query.cursor, chain);
     const items: Task[] = [];
     for (let pages = 0; pages < LIST_MAX_PAGES && items.length < query.limit; pages++) {
-      const { entries, page } = await this.entriesAt(chain, position);
-      let consumed = entries.next;
-      for (const entry of entries.entries) {
+      const { entries, next, end } = await this.entriesAt(chain, position);
+      let consumed = next;
+      for (const entry of entries) {
         items.push(entry.task);
         if (items.length === query.limit) {
           consumed = afterPosition(entry.position);
@@ -511,7 +513,7 @@ export class DaprTaskStore implements TaskStore {
       }
       position = consumed;
       // The chain's last page, read to its end: nothing more until new tasks come.
-      if (!isFull(page) && items.length < query.limit) return { items, next_cursor: null };
+      if (end && items.length < query.limit) return { items, next_cursor: null };
     }
     const after = items.at(-1)?.id;
     return { items, next_cursor: encodeCursor({ chain, ...position, generation: this.generation, after }) };
@@ -543,44 +545,16 @@ export class DaprTaskStore implements TaskStore {
   }
 
   /**
-   * The live entries of one page of `chain` from `position` on, each with its
+   * The live entries of `pages` pages of `chain` from `position` on (their
+   * pages read in one bulk get, their documents in another), each with its
    * task and version; `missing`: entries whose document is not there (a create
-   * still in flight, or one that failed half-way).
+   * still in flight, or one that failed half-way); `end`: the chain's last
+   * page was among them, read to its end.
    */
   async entriesAt(
     chain: Chain,
     position: Position,
-  ): Promise<{
-    page: IndexPage;
-    entries: { entries: (VersionedTask & { position: Position })[]; next: Position };
-    missing: Position[];
-  }> {
-    const [item] = await this.read([this.pageKey(chain, position.page)]);
-    const page = asPage(item?.value);
-    const { entries, next } = entriesFrom(page, position.page, position.slot);
-    const documents = await this.read(entries.map((entry) => taskKey(entry.id)));
-    const live: (VersionedTask & { position: Position })[] = [];
-    const missing: Position[] = [];
-    for (const [index, entry] of entries.entries()) {
-      const document = this.live(documents[index]);
-      if (document && entryCounts(document, chain, entry.position)) {
-        live.push({ task: document.task, version: document.version, position: entry.position });
-      } else if (this.stored(documents[index]).kind === 'absent') {
-        missing.push(entry.position);
-      }
-    }
-    return { page, entries: { entries: live, next }, missing };
-  }
-
-  /**
-   * Like entriesAt, over `pages` pages from `position` on, read in one bulk get
-   * (and their documents in another): the copier's unit of work. `end`: the
-   * chain's last page was among them (read to its end).
-   */
-  async entriesAcross(
-    chain: Chain,
-    position: Position,
-    pages: number,
+    pages = 1,
   ): Promise<{
     entries: (VersionedTask & { position: Position })[];
     missing: Position[];
