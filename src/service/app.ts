@@ -20,6 +20,8 @@ export interface TaskAppOptions {
   notifier: Notifier | undefined;
   sidecar: Sidecar;
   gate: StartupGate;
+  /** Whether an API token guards the writes (the token itself comes from the secret store once the sidecar is up). */
+  secured: boolean;
   /** Components /readyz checks the sidecar has loaded. */
   components: string[];
   /** With one, the operator can drive this pod through a swap of stores (routes/swap.ts). */

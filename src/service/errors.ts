@@ -9,6 +9,8 @@ export const ERROR_STATUS = {
   unauthorized: 401,
   task_not_found: 404,
   etag_mismatch: 409,
+  /** A well-formed list cursor this listing cannot go on from (another ?status=, or its tasks moved since). */
+  cursor_mismatch: 409,
   /** The operator sent a swap plan or job older than the one this pod runs. */
   stale_plan: 409,
   /** A control call without the operator's token. */

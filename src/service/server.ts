@@ -49,6 +49,7 @@ await fastify.register(taskApp, {
   notifier: config.notificationAppId === undefined ? undefined : daprNotifier(client, config.notificationAppId),
   sidecar,
   gate,
+  secured: config.apiToken !== undefined,
   components,
 });
 if (config.swapPlanFile !== undefined) watchPlanFile(config.swapPlanFile);

@@ -189,7 +189,8 @@ export function encodeCursor(cursor: Cursor): string {
   return `${generation}${cursor.chain}.${cursor.page}.${cursor.slot}${after}`;
 }
 
-const CURSOR =
+/** Every cursor encodeCursor makes, and only those: the list query's schema refuses anything else. */
+export const CURSOR =
   /^(?:(g\d{1,9})\.)?(all|status-pending|status-in_progress|status-completed)\.(\d{1,9})\.(\d{1,4})(?:\.([0-9a-f-]{36}))?$/;
 
 /** Generations a swap makes: `g<n>`. */
@@ -199,12 +200,11 @@ export const GENERATION = /^(0|g\d{1,9})$/;
 export function decodeCursor(text: string): Cursor | undefined {
   const match = CURSOR.exec(text);
   if (!match?.[2] || match[3] === undefined || match[4] === undefined) return undefined;
-  const slot = Number(match[4]);
-  if (slot > PAGE_SIZE) return undefined;
   return {
     chain: match[2] as Chain,
     page: Number(match[3]),
-    slot,
+    // Past a page's end reads as its end: the next read goes on from there.
+    slot: Math.min(Number(match[4]), PAGE_SIZE),
     generation: match[1] ?? FIRST_GENERATION,
     after: match[5],
   };

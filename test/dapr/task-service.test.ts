@@ -65,10 +65,14 @@ describe.each(backends)('task service on state.%s', (backend) => {
     expect(read.status).toBe(200);
     expect(read.body).toEqual(created.body);
     expect(read.headers.get('etag')).toMatch(/^".+"$/);
+    // Each write answers the ETag a read would: a client can send If-Match without reading first.
+    expect(created.headers.get('etag')).toBe(read.headers.get('etag'));
 
     const completed = await api.request<Task>('PUT', `/tasks/${id}/status?status=completed`);
     expect(completed.status).toBe(200);
     expect(completed.body.status).toBe('completed');
+    expect(completed.headers.get('etag')).toBe((await api.request('GET', `/tasks/${id}`)).headers.get('etag'));
+    expect(completed.headers.get('etag')).not.toBe(created.headers.get('etag'));
 
     expect((await api.request('DELETE', `/tasks/${id}`)).status).toBe(204);
     const gone = await api.request<ErrorBody>('GET', `/tasks/${id}`);
@@ -138,7 +142,8 @@ describe.each(backends)('task service on state.%s', (backend) => {
     for (const task of completing) expect(pending).not.toContain(task.id);
     expect(pending).toContain(made[1]?.id);
 
-    // A deleted task leaves every listing, and the cursor of one listing is refused by another.
+    // A deleted task leaves every listing, and the cursor of one listing is refused by another:
+    // well-formed, so 409 (list from the start), not 400.
     const gone = made[2];
     expect((await api.request('DELETE', `/tasks/${gone?.id ?? ''}`)).status).toBe(204);
     expect((await allTasks(api, 100)).map((task) => task.id)).not.toContain(gone?.id);
@@ -147,8 +152,8 @@ describe.each(backends)('task service on state.%s', (backend) => {
       'GET',
       `/tasks?limit=5&status=pending&cursor=${encodeURIComponent(firstPage.body.next_cursor)}`,
     );
-    expect(mixed.status).toBe(400);
-    expect(mixed.body.field).toBe('cursor');
+    expect(mixed.status).toBe(409);
+    expect(mixed.body).toMatchObject({ code: 'cursor_mismatch', field: 'cursor' });
   });
 
   it('delivers task.created and task.completed to the subscription route; only completed tasks are notified', async () => {

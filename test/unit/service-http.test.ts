@@ -73,7 +73,15 @@ async function serviceWith(store: TaskStore, { open = true, token }: { open?: bo
   const gate = new StartupGate();
   if (open) gate.open(token);
   app = Fastify({ logger: false });
-  await app.register(taskApp, { store, events, notifier: undefined, sidecar, gate, components: ['state', 'pubsub'] });
+  await app.register(taskApp, {
+    store,
+    events,
+    notifier: undefined,
+    sidecar,
+    gate,
+    secured: token !== undefined,
+    components: ['state', 'pubsub'],
+  });
   await app.ready();
   return app;
 }
@@ -93,6 +101,38 @@ describe('the task API answers bad requests with the field at fault', () => {
     const error = response.json<{ code: string; field: string; message: string }>();
     expect(error).toMatchObject({ code: 'validation_failed', field });
     expect(error.message).toMatch(message);
+  });
+
+  it('refuses a title or description holding U+0000 (no store keeps it as sent), naming the field', async () => {
+    const service = await serviceWith(new ShapeOnlyStore());
+    for (const [body, field] of [
+      [{ title: 'a\u0000b' }, 'title'],
+      [{ title: 'ok', description: '\u0000' }, 'description'],
+    ] as const) {
+      const response = await service.inject({ method: 'POST', url: '/tasks', payload: body });
+      expect(response.statusCode).toBe(400);
+      expect(response.json()).toMatchObject({ code: 'validation_failed', field });
+    }
+  });
+
+  it('takes a status in the JSON body or as ?status= (a null or empty body is none), and refuses neither', async () => {
+    const store = new ShapeOnlyStore();
+    const service = await serviceWith(store);
+    const { id } = (await service.inject({ method: 'POST', url: '/tasks', payload: { title: 'a' } })).json<Task>();
+    const put = (query: string, headers: Record<string, string>, payload?: string) =>
+      service.inject({ method: 'PUT', url: `/tasks/${id}/status${query}`, headers, payload });
+    const json = { 'content-type': 'application/json' };
+    expect((await put('', json, '{"status":"in_progress"}')).json()).toMatchObject({ status: 'in_progress' });
+    expect((await put('?status=completed', {})).json()).toMatchObject({ status: 'completed' });
+    expect((await put('?status=pending', json, 'null')).json()).toMatchObject({ status: 'pending' });
+    expect((await put('?status=in_progress', { 'content-length': '0' })).json()).toMatchObject({
+      status: 'in_progress',
+    });
+    for (const neither of [await put('', {}), await put('', json, 'null')]) {
+      expect(neither.statusCode).toBe(400);
+      expect(neither.json()).toMatchObject({ code: 'validation_failed', field: 'status' });
+    }
+    expect(store.tasks.get(id)?.task.status).toBe('in_progress');
   });
 
   it('refuses malformed JSON and a bad id, naming the body and the id', async () => {
@@ -184,6 +224,65 @@ describe('the OpenAPI document', () => {
     expect(Object.keys(document.paths['/tasks/{id}/status']?.['put']?.responses ?? {})).toEqual(
       expect.arrayContaining(['200', '400', '404', '409', '503']),
     );
+  });
+});
+
+describe('the OpenAPI document declares what the running configuration enforces', () => {
+  type Operation = { security?: unknown; responses: Record<string, unknown> };
+  const operations = async (token?: string): Promise<Record<string, Operation>> => {
+    const service = await serviceWith(new ShapeOnlyStore(), token === undefined ? {} : { token });
+    const document = (await service.inject({ method: 'GET', url: '/openapi.json' })).json<{
+      paths: Record<string, Record<string, Operation>>;
+    }>();
+    return Object.fromEntries(
+      Object.entries(document.paths).flatMap(([path, methods]) =>
+        Object.entries(methods).map(([method, operation]) => [`${method.toUpperCase()} ${path}`, operation]),
+      ),
+    );
+  };
+  const writes = ['POST /tasks', 'PUT /tasks/{id}/status', 'DELETE /tasks/{id}'];
+
+  it('without a token: no operation asks for one or answers 401', async () => {
+    for (const [name, operation] of Object.entries(await operations())) {
+      expect(operation.security, name).toBeUndefined();
+      expect(Object.keys(operation.responses), name).not.toContain('401');
+    }
+  });
+
+  it('with a token: the writes, and only they, ask for bearer and answer 401', async () => {
+    for (const [name, operation] of Object.entries(await operations('s3cret'))) {
+      const write = writes.includes(name);
+      expect(operation.security, name).toEqual(write ? [{ bearer: [] }] : undefined);
+      expect(Object.keys(operation.responses).includes('401'), name).toBe(write);
+    }
+  });
+});
+
+describe('a method a path does not have', () => {
+  it.each([
+    ['PATCH', '/tasks', 'GET, HEAD, POST'],
+    ['POST', '/tasks/01a23000-0000-7000-8000-000000000000', 'DELETE, GET, HEAD'],
+    ['GET', '/tasks/01a23000-0000-7000-8000-000000000000/status', 'PUT'],
+  ])('%s %s: 405 with Allow: %s', async (method, url, allow) => {
+    const service = await serviceWith(new ShapeOnlyStore());
+    const response = await service.inject({ method: method as 'GET', url });
+    expect(response.statusCode).toBe(405);
+    expect(response.headers['allow']).toBe(allow);
+    expect(response.json()).toMatchObject({ code: 'method_not_allowed' });
+  });
+
+  it('QUERY, which carries a body, gets its 405 before any body is read', async () => {
+    const service = await serviceWith(new ShapeOnlyStore());
+    const response = await service.inject({ method: 'QUERY' as 'GET', url: '/tasks' });
+    expect(response.statusCode).toBe(405);
+    expect(response.headers['allow']).toBe('GET, HEAD, POST');
+  });
+
+  it('a path no route has is still 404', async () => {
+    const service = await serviceWith(new ShapeOnlyStore());
+    const response = await service.inject({ method: 'GET', url: '/nowhere' });
+    expect(response.statusCode).toBe(404);
+    expect(response.json()).toMatchObject({ code: 'route_not_found' });
   });
 });
 

@@ -525,10 +525,17 @@ export class DaprTaskStore implements TaskStore {
    */
   private async resume(text: string, chain: Chain): Promise<Position> {
     const cursor = decodeCursor(text);
-    if (cursor?.chain !== chain) {
-      throw new ServiceError('validation_failed', 'cursor: not a next_cursor of this listing (same ?status=)', {
+    if (cursor === undefined) {
+      throw new ServiceError('validation_failed', 'cursor: not a next_cursor this service hands out', {
         field: 'cursor',
       });
+    }
+    if (cursor.chain !== chain) {
+      throw new ServiceError(
+        'cursor_mismatch',
+        'cursor: made by a listing with another ?status=; pass the same ?status= or list from the start',
+        { field: 'cursor' },
+      );
     }
     if (cursor.generation === this.generation) return cursor;
     const [item] = cursor.after === undefined ? [] : await this.read([taskKey(cursor.after)]);
@@ -536,7 +543,7 @@ export class DaprTaskStore implements TaskStore {
     const own = document && (chain === 'all' ? document.listed : document.byStatus);
     if (!document || !own || !entryCounts(document, chain, own)) {
       throw new ServiceError(
-        'validation_failed',
+        'cursor_mismatch',
         'cursor: the tasks moved to another store since this cursor was made, and its last task is gone; list from the start',
         { field: 'cursor' },
       );

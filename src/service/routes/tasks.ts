@@ -6,6 +6,7 @@ import { z } from 'zod';
 import { isServiceError, ServiceError } from '../errors.ts';
 import { LOG } from '../logging.ts';
 import { requireToken } from '../plugins/auth.ts';
+import { OPTIONAL_BODY } from '../plugins/openapi.ts';
 import type { EventPublisher, TaskStore } from '../ports.ts';
 import type { TaskEventType } from '../schemas/event.ts';
 import {
@@ -26,10 +27,13 @@ export interface TaskRoutesOptions {
   store: TaskStore;
   events: EventPublisher;
   gate: StartupGate;
+  /** Whether writes need the API token: the document declares bearer security, and 401, only then. */
+  secured: boolean;
 }
 
-const errors = { 400: errorSchema, 401: errorSchema, 404: errorSchema, 409: errorSchema, 503: errorSchema };
-const writeSecurity = [{ bearer: [] }];
+/** The error answers a route documents: 400 and 503 on every route, the rest where they can happen. */
+const errorsOf = (...codes: number[]): Record<number, typeof errorSchema> =>
+  Object.fromEntries([400, 503, ...codes].map((code) => [code, errorSchema]));
 
 /** HTTP ETags are quoted; the store's are not. */
 const quoted = (etag: string): string => `"${etag}"`;
@@ -60,9 +64,12 @@ async function announce(
 }
 
 export default function taskRoutes(fastify: FastifyInstance, options: TaskRoutesOptions, done: () => void): void {
-  const { store, events, gate } = options;
+  const { store, events, gate, secured } = options;
   const app = fastify.withTypeProvider<ZodTypeProvider>();
   const authorize = requireToken(gate);
+  // What a write route's schema adds when the token is required.
+  const security = secured ? { security: [{ bearer: [] }] } : {};
+  const writeErrors = (...codes: number[]) => (secured ? errorsOf(401, ...codes) : errorsOf(...codes));
   const ids = new MonotonicIds();
 
   // eslint-disable-next-line @typescript-eslint/require-await -- Fastify runs async hooks without a done callback.
@@ -76,9 +83,9 @@ export default function taskRoutes(fastify: FastifyInstance, options: TaskRoutes
       preHandler: authorize,
       schema: {
         summary: 'Create a task',
-        security: writeSecurity,
+        ...security,
         body: createTaskSchema,
-        response: { 201: taskSchema, ...errors },
+        response: { 201: taskSchema, ...writeErrors() },
       },
     },
     async (request, reply) => {
@@ -86,13 +93,14 @@ export default function taskRoutes(fastify: FastifyInstance, options: TaskRoutes
       const task = newTask(request.body, ids.next(now.getTime(), randomBytes(10)), now);
       await store.create(task);
       await announce(events, 'task.created', task, request.log);
-      return reply.code(201).header('location', `/tasks/${task.id}`).send(task);
+      // A new task is at version 1: the ETag a client sends back in If-Match without reading the task first.
+      return reply.code(201).header('location', `/tasks/${task.id}`).header('etag', quoted('1')).send(task);
     },
   );
 
   app.get(
     '/tasks/:id',
-    { schema: { summary: 'Get a task', params: taskParamsSchema, response: { 200: taskSchema, ...errors } } },
+    { schema: { summary: 'Get a task', params: taskParamsSchema, response: { 200: taskSchema, ...errorsOf(404) } } },
     async (request, reply) => {
       const stored = await store.get(request.params.id);
       if (!stored) throw notFound(request.params.id);
@@ -106,7 +114,7 @@ export default function taskRoutes(fastify: FastifyInstance, options: TaskRoutes
       schema: {
         summary: 'List tasks, oldest first (with ?status=, in the order they took it), a page at a time',
         querystring: listQuerySchema,
-        response: { 200: taskPageSchema, ...errors },
+        response: { 200: taskPageSchema, ...errorsOf(409) },
       },
     },
     (request) => store.list(request.query),
@@ -119,14 +127,15 @@ export default function taskRoutes(fastify: FastifyInstance, options: TaskRoutes
       schema: {
         summary: 'Change a task status (JSON body, or ?status=)',
         description: 'Send If-Match with the ETag of GET /tasks/:id to update only that version; a conflict is 409.',
-        security: writeSecurity,
+        ...security,
         params: taskParamsSchema,
         querystring: statusQuerySchema,
         body: statusBodySchema,
-        response: { 200: taskSchema, ...errors },
+        [OPTIONAL_BODY]: true,
+        response: { 200: taskSchema, ...writeErrors(404, 409) },
       },
     },
-    async (request) => {
+    async (request, reply) => {
       const { id } = request.params;
       const status = request.body?.status ?? request.query.status;
       if (status === undefined) {
@@ -140,15 +149,16 @@ export default function taskRoutes(fastify: FastifyInstance, options: TaskRoutes
       const expected = ifMatch === undefined ? current.etag : unquoted(ifMatch);
       if (expected !== current.etag) throw conflict(current.task);
       const updated = withStatus(current.task, status, new Date());
+      let version: number;
       try {
-        await store.replace(updated, expected);
+        version = await store.replace(updated, expected);
       } catch (error) {
         if (!isServiceError(error, 'etag_mismatch')) throw error;
         const now = await store.get(id);
         throw now ? conflict(now.task) : notFound(id);
       }
       if (completes(current.task, updated)) await announce(events, 'task.completed', updated, request.log);
-      return updated;
+      return reply.header('etag', quoted(String(version))).send(updated);
     },
   );
 
@@ -158,9 +168,9 @@ export default function taskRoutes(fastify: FastifyInstance, options: TaskRoutes
       preHandler: authorize,
       schema: {
         summary: 'Delete a task',
-        security: writeSecurity,
+        ...security,
         params: taskParamsSchema,
-        response: { 204: z.null().describe('Deleted.'), ...errors },
+        response: { 204: z.null().describe('Deleted.'), ...writeErrors(404) },
       },
     },
     async (request, reply) => {

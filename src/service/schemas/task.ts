@@ -3,6 +3,7 @@
  * zod schema each, used for validation, TS types and the OpenAPI document.
  */
 import { z } from 'zod';
+import { CURSOR } from '../task-index.ts';
 
 export const TASK_STATUSES = ['pending', 'in_progress', 'completed'] as const;
 export const taskStatusSchema = z.enum(TASK_STATUSES).describe('pending, in_progress or completed.');
@@ -23,27 +24,45 @@ export const taskSchema = z
   .meta({ id: 'Task' });
 export type Task = z.infer<typeof taskSchema>;
 
+/** Text a store keeps as it was sent: PostgreSQL's jsonb cannot hold U+0000, so no store is given one. */
+// eslint-disable-next-line no-control-regex -- U+0000 is the character refused.
+const text = () => z.string().regex(/^[^\u0000]*$/, 'must not contain the NUL character (U+0000)');
+
 export const createTaskSchema = z
   .strictObject({
-    title: z.string().trim().min(1).max(200).describe('1 to 200 characters.'),
-    description: z.string().max(2000).default('').describe('Free text, at most 2000 characters.'),
+    title: text().trim().min(1).max(200).describe('1 to 200 characters, no NUL.'),
+    description: text().max(2000).default('').describe('Free text, at most 2000 characters, no NUL.'),
     status: taskStatusSchema.default('pending'),
     priority: z.number().int().min(1).max(5).default(1).describe('1 (lowest) to 5.'),
   })
   .meta({ id: 'CreateTask' });
 export type CreateTask = z.infer<typeof createTaskSchema>;
 
-// Fastify hands a missing body over as null: the ?status= form sends none.
-export const statusBodySchema = z.strictObject({ status: taskStatusSchema }).nullish();
+// Optional: the ?status= form sends none. Fastify hands a missing body over as undefined, or as null when it
+// came with `Content-Length: 0`; a JSON `null` is no body either.
+export const statusBodySchema = z
+  .strictObject({ status: taskStatusSchema })
+  .nullish()
+  .describe('The new status; leave the body out (or send null) to send it as ?status= instead.');
 export const statusQuerySchema = z.strictObject({
-  status: taskStatusSchema.optional().describe('The form `PUT /tasks/:id/status?status=completed`.'),
+  status: taskStatusSchema
+    .optional()
+    .describe(
+      "The form `PUT /tasks/:id/status?status=completed`, for a request without a body (a body's status is the one taken).",
+    ),
 });
 
 export const taskParamsSchema = z.strictObject({ id: taskIdSchema });
 
 export const listQuerySchema = z.strictObject({
   limit: z.coerce.number().int().min(1).max(100).default(20).describe('Page size, 1 to 100.'),
-  cursor: z.string().min(1).max(64).optional().describe('next_cursor of the previous page (opaque).'),
+  cursor: z
+    .string()
+    .regex(CURSOR, 'not a next_cursor this service hands out')
+    .optional()
+    .describe(
+      'next_cursor of the previous page (opaque). One of another listing (another ?status=), or whose tasks moved to another store with its last task gone since, answers 409: list from the start.',
+    ),
   status: taskStatusSchema.optional().describe('Only tasks with this status.'),
 });
 export type ListQuery = z.infer<typeof listQuerySchema>;
