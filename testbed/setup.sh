@@ -31,3 +31,4 @@ if ((${#missing[@]})); then
 fi
 
 bash "$here/build.sh"
+bash "$here/python.sh"

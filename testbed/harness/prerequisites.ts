@@ -26,6 +26,7 @@ export interface Versions {
   CONTAINERD_VERSION: string;
   CNI_PLUGINS_VERSION: string;
   COREDNS_VERSION: string;
+  SCHEMATHESIS_VERSION: string;
 }
 
 export const versions: Versions = parseVersions(readFileSync(join(testbedDir, 'versions.env'), 'utf8'));
@@ -50,6 +51,7 @@ function parseVersions(text: string): Versions {
     CONTAINERD_VERSION: read('CONTAINERD_VERSION'),
     CNI_PLUGINS_VERSION: read('CNI_PLUGINS_VERSION'),
     COREDNS_VERSION: read('COREDNS_VERSION'),
+    SCHEMATHESIS_VERSION: read('SCHEMATHESIS_VERSION'),
   };
 }
 
@@ -82,6 +84,19 @@ export function goBinary(component: BuiltComponent, program: string): string {
   const path = join(dir, program);
   if (!existsSync(join(dir, '.complete')) || !existsSync(path)) {
     throw new MissingPrerequisiteError(`${program} ${version} (expected at ${path})`, buildHint);
+  }
+  return path;
+}
+
+/** The API fuzzer, from the virtual environment testbed/python.sh makes. */
+export function schemathesisBinary(): string {
+  const dir = join(cacheDir, 'venv', `schemathesis-${versions.SCHEMATHESIS_VERSION}`);
+  const path = join(dir, 'bin', 'schemathesis');
+  if (!existsSync(join(dir, '.complete')) || !existsSync(path)) {
+    throw new MissingPrerequisiteError(
+      `schemathesis ${versions.SCHEMATHESIS_VERSION} (expected at ${path})`,
+      'Install it with `npm run setup` (runs testbed/python.sh).',
+    );
   }
   return path;
 }
