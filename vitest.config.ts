@@ -1,5 +1,7 @@
 import { defineConfig } from 'vitest/config';
 
+const SWAP_TESTS = 'test/dapr/swap*.test.ts';
+
 export default defineConfig({
   test: {
     // Processes, not threads: the test bed's programs die with the process that
@@ -20,9 +22,23 @@ export default defineConfig({
         test: {
           name: 'testbed',
           include: ['test/testbed/**/*.test.ts', 'test/cluster/**/*.test.ts', 'test/dapr/**/*.test.ts'],
-          exclude: ['test/testbed/node/**'],
+          exclude: ['test/testbed/node/**', SWAP_TESTS],
           globalSetup: ['test/support/global-testbed.ts'],
           setupFiles: ['test/support/print-logs-on-failure.ts'],
+          testTimeout: 120_000,
+          hookTimeout: 180_000,
+        },
+      },
+      {
+        // The swap tests, one file at a time after the others: each runs two replicas, two daprd and a
+        // client load, and two side by side on two cores take four times as long as one after the other.
+        test: {
+          name: 'swap',
+          include: [SWAP_TESTS],
+          globalSetup: ['test/support/global-testbed.ts'],
+          setupFiles: ['test/support/print-logs-on-failure.ts'],
+          sequence: { groupOrder: 1 },
+          maxWorkers: 1,
           testTimeout: 120_000,
           hookTimeout: 180_000,
         },
@@ -35,7 +51,7 @@ export default defineConfig({
           include: ['test/testbed/node/**/*.test.ts', 'test/e2e/**/*.test.ts'],
           globalSetup: ['test/support/global-cluster.ts'],
           setupFiles: ['test/support/print-cluster-logs-on-failure.ts'],
-          sequence: { groupOrder: 1 },
+          sequence: { groupOrder: 2 },
           // One file at a time: a test may start a second cluster beside the shared one.
           maxWorkers: 1,
           testTimeout: 300_000,
