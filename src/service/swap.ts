@@ -354,7 +354,7 @@ export class SwapStore implements TaskStore {
         : await mirror.documents(tasks.map(({ task }) => task.id));
       const keep = tasks.map((incoming, index) => {
         const value = there[index];
-        if (value?.kind === 'buried') return false;
+        if (value?.kind === 'buried' || value?.kind === 'superseded') return false;
         if (value?.kind !== 'live') return true;
         const { document } = value;
         if (document.version > incoming.version) return false;

@@ -75,8 +75,22 @@ export interface Tombstone {
 }
 
 /** What a document key holds, for the generation read. */
+/**
+ * What a key holds for one generation. `superseded`: a document of a later
+ * generation (a swap that started after the one this store belongs to, over
+ * the same store): this generation's writes must leave it alone. Docs of all
+ * generations share a key, so a write of an abandoned swap still in flight, or
+ * owed and redone, would otherwise replace the newer copy with its own.
+ */
 export type StoredValue =
-  { kind: 'live'; document: TaskDocument } | { kind: 'buried'; version: number } | { kind: 'absent' };
+  | { kind: 'live'; document: TaskDocument }
+  | { kind: 'buried'; version: number }
+  | { kind: 'superseded' }
+  | { kind: 'absent' };
+
+/** Generations in the order swaps make them: 0, then g1, g2, ... */
+const generationNumber = (generation: Generation): number =>
+  generation === FIRST_GENERATION ? 0 : Number(generation.slice(1));
 
 const TASK_KEY_PREFIX = 'task|';
 const PAGE_KEY_PREFIX = 'task-index|';
@@ -103,7 +117,10 @@ export function storedValue(value: unknown, generation: Generation): StoredValue
   if (typeof value !== 'object' || value === null || !('version' in value)) return { kind: 'absent' };
   const record = value as Record<string, unknown>;
   const own = typeof record['generation'] === 'string' ? record['generation'] : FIRST_GENERATION;
-  if (own !== generation || typeof record['version'] !== 'number') return { kind: 'absent' };
+  if (own !== generation) {
+    return generationNumber(own) > generationNumber(generation) ? { kind: 'superseded' } : { kind: 'absent' };
+  }
+  if (typeof record['version'] !== 'number') return { kind: 'absent' };
   if (record['deleted'] === true) return { kind: 'buried', version: record['version'] };
   if (!('task' in record)) return { kind: 'absent' };
   const listed = isPosition(record['listed']) ? record['listed'] : null;

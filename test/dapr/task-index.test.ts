@@ -5,6 +5,8 @@
  * first's ids). If the later write won, the first replica's ids would leave
  * the page while their tasks point at it: acknowledged tasks missing from
  * GET /tasks, and never copied by a swap of stores, which walks the index.
+ * And one key holds a task for every generation a swap made in the store: a
+ * later generation's copy is never overwritten by an earlier one's.
  */
 import { CommunicationProtocolEnum, DaprClient, LogLevel } from '@dapr/dapr';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
@@ -51,5 +53,33 @@ describe('the task index when two replicas start the same page', () => {
       ).rejects.toThrow();
     }
     expect((await second.read(pages)).map((item) => item.value)).toEqual([{ slots: ['first'] }, { slots: ['first'] }]);
+  });
+
+  it("never lets an abandoned swap's generation overwrite the copy a later one made in the same store", async () => {
+    // A swap into g1 was abandoned (a pod that mirrored died) and the copy started again into g3, over the
+    // same store. A g1 mirror write still in flight, or owed and redone, lands after g3's copy of the task.
+    const component = names.stateComponent(stack.taskApi, 'redis');
+    const [abandoned, current] = [
+      new DaprTaskStore(client, component, 'g1'),
+      new DaprTaskStore(client, component, 'g3'),
+    ];
+    const now = new Date().toISOString();
+    const task = (status: 'pending' | 'completed') => ({
+      id: '01a23300-0000-7000-8000-00000000abcd',
+      title: 'kept',
+      description: '',
+      status,
+      priority: 1,
+      created_at: now,
+      updated_at: now,
+    });
+    await abandoned.adopt([{ task: task('pending'), version: 1 }]);
+    // g3 takes over the key that g1's leftover holds.
+    expect(await current.adopt([{ task: task('completed'), version: 2 }])).toEqual(['copied']);
+    await abandoned.mirror({ task: task('pending'), version: 5 });
+    await abandoned.bury(task('pending').id, 5);
+    expect(await abandoned.adopt([{ task: task('pending'), version: 6 }])).toEqual(['superseded']);
+    expect(await current.get(task('pending').id)).toMatchObject({ task: { status: 'completed' }, etag: '2' });
+    expect(await abandoned.get(task('pending').id)).toBeUndefined();
   });
 });

@@ -73,7 +73,8 @@ export interface VersionedTask {
 }
 
 /** What the copier found for one task, counted in its progress. */
-export type AdoptOutcome = 'copied' | 'indexed' | 'present' | 'buried';
+/** `superseded`: a later swap's copy is there (src/service/task-index.ts: StoredValue); left alone. */
+export type AdoptOutcome = 'copied' | 'indexed' | 'present' | 'buried' | 'superseded';
 
 export class DaprTaskStore implements TaskStore {
   private readonly client: DaprClient;
@@ -305,7 +306,7 @@ export class DaprTaskStore implements TaskStore {
     await this.retryingRace(async () => {
       const [item] = await this.read([key]);
       const stored = this.stored(item);
-      if (stored.kind === 'buried') return;
+      if (stored.kind === 'buried' || stored.kind === 'superseded') return;
       const current = stored.kind === 'live' ? stored.document : undefined;
       if (current && current.version >= incoming.version) return;
       const listed = current?.listed ?? null;
@@ -324,7 +325,7 @@ export class DaprTaskStore implements TaskStore {
     await this.retryingRace(async () => {
       const [item] = await this.read([key]);
       const stored = this.stored(item);
-      if (stored.kind === 'buried') return;
+      if (stored.kind === 'buried' || stored.kind === 'superseded') return;
       await this.write(key, tombstoneValue(deletedVersion + 1, this.generation), item?.etag);
       if (stored.kind === 'live') await this.clearEntries(stored.document);
     });
@@ -356,7 +357,7 @@ export class DaprTaskStore implements TaskStore {
     const plans = tasks.map((incoming, index): Plan => {
       const item = items[index];
       const stored = this.stored(item);
-      if (stored.kind === 'buried') return { outcome: 'buried' };
+      if (stored.kind === 'buried' || stored.kind === 'superseded') return { outcome: stored.kind };
       const current = stored.kind === 'live' ? stored.document : undefined;
       const newest = current && current.version >= incoming.version ? current : incoming;
       if (current?.listed && newest === current) return { outcome: 'present' };
@@ -446,7 +447,7 @@ export class DaprTaskStore implements TaskStore {
       await backoff(attempt);
       const [item] = await this.read([key]);
       const stored = this.stored(item);
-      if (stored.kind === 'buried') return 'buried';
+      if (stored.kind === 'buried' || stored.kind === 'superseded') return stored.kind;
       const current = stored.kind === 'live' ? stored.document : undefined;
       const newest = current && current.version >= incoming.version ? current : incoming;
       if (current?.listed && newest === current) return 'present';
