@@ -22,7 +22,7 @@ export async function bulkSave(
   for (let at = 0; at < items.length; at += BATCH) {
     const response = await fetch(url, {
       method: 'POST',
-      headers: { 'content-type': 'application/json' },
+      headers: { 'content-type': 'application/json', 'dapr-api-token': stack.daprTokens.api },
       body: JSON.stringify(items.slice(at, at + BATCH)),
     });
     if (!response.ok) throw new Error(`bulk save answered ${response.status}: ${await response.text()}`);

@@ -12,6 +12,8 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 const http = process.getBuiltinModule('node:http');
 const port = Number(process.env['PASSTHROUGH_PORT']);
 const stateUrl = process.env['DAPR_STATE_URL'] ?? '';
+// Dapr's API token, as a service in the same pod would send it.
+const apiToken = process.env['DAPR_API_TOKEN'] ?? '';
 const agent = new http.Agent({ keepAlive: true });
 
 function body(message: IncomingMessage): Promise<string> {
@@ -30,11 +32,15 @@ function body(message: IncomingMessage): Promise<string> {
 
 function daprd(method: string, url: string, payload?: string): Promise<{ status: number; text: string }> {
   return new Promise((resolve, reject) => {
-    const request = http.request(url, { method, agent, headers: { 'content-type': 'application/json' } }, (answer) => {
-      body(answer).then((text) => {
-        resolve({ status: answer.statusCode ?? 0, text });
-      }, reject);
-    });
+    const request = http.request(
+      url,
+      { method, agent, headers: { 'content-type': 'application/json', 'dapr-api-token': apiToken } },
+      (answer) => {
+        body(answer).then((text) => {
+          resolve({ status: answer.statusCode ?? 0, text });
+        }, reject);
+      },
+    );
     request.on('error', reject);
     request.end(payload);
   });

@@ -20,7 +20,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { decideSwap } from '../src/controller/migration.ts';
-import { buildSwapControlSecret } from '../src/controller/resources/swap.ts';
+import { buildTokenSecret, type TokenSecret } from '../src/controller/resources/swap.ts';
 import { readFileSync } from 'node:fs';
 import { pino } from 'pino';
 import { join } from 'node:path';
@@ -183,8 +183,10 @@ const baseline = await onFreshTestbed('baseline', async (bed) => {
       const created = await bed.createTaskApi(name);
       const taskApi: TaskApi = { ...created, spec: parseSpec(spec) };
       const children = desiredChildren(taskApi, decideSwap(taskApi, true).placement, DEFAULT_BUILD_SETTINGS);
-      // What the operator makes besides: the Secret with the token its pods accept during a swap.
-      await bed.client.create(buildSwapControlSecret(taskApi, randomBytes(32).toString('hex')));
+      // What the operator makes besides: the Secrets with the tokens its pods and their sidecars use.
+      for (const which of ['dapr-app-token', 'dapr-api-token', 'swap-control'] satisfies TokenSecret[]) {
+        await bed.client.create(buildTokenSecret(taskApi, which, randomBytes(32).toString('hex')));
+      }
       await Promise.all(children.map((child) => bed.client.apply(child)));
     });
     await deployments.until((ready) => ready === N);

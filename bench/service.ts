@@ -69,6 +69,7 @@ function httpTarget(name: string, url: string): Target {
 
 function daprdTarget(stack: TaskServiceStack, storeName: string): Target {
   const base = `${stack.daprd.httpUrl}/v1.0/state/${storeName}`;
+  const token = { 'dapr-api-token': stack.daprTokens.api };
   return {
     name: 'daprd',
     async create(index) {
@@ -77,7 +78,7 @@ function daprdTarget(stack: TaskServiceStack, storeName: string): Target {
       const task = { id, title: `bench ${index}`, description: '', status: 'pending', priority: 2 };
       const response = await fetch(base, {
         method: 'POST',
-        headers: { 'content-type': 'application/json' },
+        headers: { 'content-type': 'application/json', ...token },
         body: JSON.stringify([{ key: `direct|${id}`, value: { ...task, created_at: now, updated_at: now } }]),
       });
       await expectOk(response, 'daprd save');
@@ -85,7 +86,7 @@ function daprdTarget(stack: TaskServiceStack, storeName: string): Target {
       return id;
     },
     async read(id) {
-      const response = await fetch(`${base}/direct|${id}`);
+      const response = await fetch(`${base}/direct|${id}`, { headers: token });
       await expectOk(response, 'daprd get');
       await response.arrayBuffer();
     },
@@ -127,6 +128,7 @@ async function startPassthrough(stack: TaskServiceStack, storeName: string, logD
       PATH: process.env.PATH,
       PASSTHROUGH_PORT: String(port),
       DAPR_STATE_URL: `${stack.daprd.httpUrl}/v1.0/state/${storeName}`,
+      DAPR_API_TOKEN: stack.daprTokens.api,
     },
   });
   const url = `http://127.0.0.1:${port}`;

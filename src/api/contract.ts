@@ -21,6 +21,14 @@ export const SERVICE_ENV = {
   swapPlanFile: 'SWAP_PLAN_FILE',
   /** The bearer token the operator presents on SWAP_ROUTE; without one the route refuses every call. */
   controlToken: 'CONTROL_TOKEN',
+  /**
+   * Dapr's app token (`dapr.io/app-token-secret`): daprd sends it in the
+   * `dapr-api-token` header on every call to the app; the routes only daprd
+   * calls refuse a call without it. Unset: those routes take any caller.
+   */
+  appToken: 'APP_API_TOKEN',
+  /** Dapr's API token (`dapr.io/api-token-secret`): the SDK sends it to daprd, which refuses a call without it. */
+  daprApiToken: 'DAPR_API_TOKEN',
 } as const;
 
 /** The route the task service serves task events on; the operator's Subscription sends them there. */

@@ -3,7 +3,7 @@
  * reconcile for one key at a time each, several keys at once; failures are
  * retried with per-key backoff and a periodic resync re-queues everything.
  */
-import { ControlTokens } from './control-token.ts';
+import { TokenSecrets } from './control-token.ts';
 import { SWAP_SETTINGS } from './migration.ts';
 import type { Logger } from 'pino';
 import { EventRecorder } from './events.ts';
@@ -66,7 +66,7 @@ export class Controller {
       children: this.children,
       owned,
       settings,
-      controlTokens: new ControlTokens(),
+      tokens: new TokenSecrets(),
       swapStatuses: new Map(),
       swapSettings: SWAP_SETTINGS,
       now: () => new Date(),

@@ -25,7 +25,9 @@ export type ChildRole =
   | 'subscription'
   | 'service-account'
   | 'swap-plan'
-  | 'swap-control';
+  | 'swap-control'
+  | 'dapr-app-token'
+  | 'dapr-api-token';
 
 export const names = {
   /** The task service's Deployment, Service, ServiceAccount and Dapr app-id. */
@@ -39,6 +41,10 @@ export const names = {
   swapPlan: (taskApi: TaskApi): string => `${taskApi.metadata.name}-swap-plan`,
   /** The Secret holding the token the operator presents to task pods to drive a swap. */
   swapControl: (taskApi: TaskApi): string => `${taskApi.metadata.name}-swap-control`,
+  /** The Secret with Dapr's app token: daprd presents it to the app, so the app can tell the sidecar's calls. */
+  daprAppToken: (taskApi: TaskApi): string => `${taskApi.metadata.name}-dapr-app-token`,
+  /** The Secret with Dapr's API token: the app presents it to daprd, so no other pod can drive the sidecar. */
+  daprApiToken: (taskApi: TaskApi): string => `${taskApi.metadata.name}-dapr-api-token`,
 };
 
 /** Labels on every child: selectable as managed by us, and by instance and role. */

@@ -25,7 +25,7 @@ import { applyTaskApiStatus, secretKeys } from './taskapi-client.ts';
 import { computeStatus, type DeploymentState, type PassOutcome } from './status.ts';
 import { preflightKeyOf, renderingOf, type VerifiedChild, type VerifiedPasses } from './verified.ts';
 import { decideSwap, statusOf, SWAP_STEP_INTERVAL_MS } from './migration.ts';
-import type { ControlTokens } from './control-token.ts';
+import type { TokenSecrets } from './control-token.ts';
 import { stepSwap, type SwapSettings } from './swap.ts';
 import { clusterSwapPods } from './swap-pods.ts';
 
@@ -60,7 +60,7 @@ export interface ReconcileContext {
   /** Per TaskApi key: what the last complete pass left in place. */
   verified: VerifiedPasses;
   /** The token each TaskApi's pods accept from the operator during a swap. */
-  controlTokens: ControlTokens;
+  tokens: TokenSecrets;
   /** Per TaskApi key, while a swap is under way: the status last written (the cache may lag behind it). */
   swapStatuses: Map<string, WrittenStatus>;
   swapSettings: SwapSettings;
@@ -104,8 +104,10 @@ export async function reconcile(ctx: ReconcileContext, key: string): Promise<Rec
   const outcome: PassOutcome = { podBackend: placement?.podBackend, deployment: undefined, missing };
   const rendering = renderingOf(taskApi.metadata.uid, generation, placement);
   try {
-    // Before the Deployment: its pods read the control token from this Secret.
-    const token = placement ? await ctx.controlTokens.ensure(ctx.kube, taskApi) : undefined;
+    // Before the Deployments: their pods read Dapr's tokens, and the control token, from these Secrets.
+    await ctx.tokens.ensure(ctx.kube, taskApi, 'dapr-app-token');
+    await ctx.tokens.ensure(ctx.kube, taskApi, 'dapr-api-token');
+    const token = placement ? await ctx.tokens.ensure(ctx.kube, taskApi, 'swap-control') : undefined;
     const inPlace = ctx.verified.stillInPlace(
       key,
       rendering,

@@ -8,6 +8,7 @@ import { SERVICE_ENV } from '../api/contract.ts';
 
 const name = z.string().min(1);
 const port = (fallback: number) => z.coerce.number().int().min(1).max(65535).default(fallback);
+const appToken = z.string().min(16, 'at least 16 characters').optional();
 const logLevel = z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info');
 
 const taskServiceEnvSchema = z
@@ -26,6 +27,7 @@ const taskServiceEnvSchema = z
     [SERVICE_ENV.apiTokenKey]: name.optional(),
     [SERVICE_ENV.swapPlanFile]: name.optional(),
     [SERVICE_ENV.controlToken]: z.string().min(16).optional(),
+    [SERVICE_ENV.appToken]: appToken,
     // Set by Dapr's sidecar injector (and by the test harness in standalone mode).
     DAPR_HTTP_PORT: port(3500),
     DAPR_HOST: z.string().default('127.0.0.1'),
@@ -67,6 +69,8 @@ export interface TaskServiceConfig extends ListenSettings {
   swapPlanFile: string | undefined;
   /** The operator's token for the swap control route; undefined: nobody can drive a swap in this pod. */
   controlToken: string | undefined;
+  /** Dapr's app token: only a caller presenting it (the sidecar) reaches the routes daprd calls. */
+  appToken: string | undefined;
   /** CloudEvent source of the events this service publishes. */
   eventSource: string;
 }
@@ -98,17 +102,24 @@ export function taskServiceConfigFromEnv(env: NodeJS.ProcessEnv): TaskServiceCon
     apiToken: secretName !== undefined && key !== undefined ? { secretName, key } : undefined,
     swapPlanFile: e[SERVICE_ENV.swapPlanFile],
     controlToken: e[SERVICE_ENV.controlToken],
+    appToken: e[SERVICE_ENV.appToken],
     eventSource: e.APP_ID ?? 'taskapi',
   };
 }
 
 const notificationEnvSchema = z.object({
   [SERVICE_ENV.appPort]: port(3000),
+  [SERVICE_ENV.appToken]: appToken,
   HOST: z.string().default('0.0.0.0'),
   LOG_LEVEL: logLevel,
 });
 
-export function notificationServiceConfigFromEnv(env: NodeJS.ProcessEnv): ListenSettings {
+export interface NotificationServiceConfig extends ListenSettings {
+  /** Dapr's app token: only the sidecar (presenting it) may post notifications. */
+  appToken: string | undefined;
+}
+
+export function notificationServiceConfigFromEnv(env: NodeJS.ProcessEnv): NotificationServiceConfig {
   const e = parseEnv(notificationEnvSchema, env, 'notification service');
-  return { port: e[SERVICE_ENV.appPort], host: e.HOST, logLevel: e.LOG_LEVEL };
+  return { port: e[SERVICE_ENV.appPort], host: e.HOST, logLevel: e.LOG_LEVEL, appToken: e[SERVICE_ENV.appToken] };
 }

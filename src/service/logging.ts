@@ -24,7 +24,16 @@ export function loggerOptions(level: string, service: string): LoggerOptions {
     base: { service },
     redact: {
       // Fastify logs requests without headers; these paths guard any log line that does carry them.
-      paths: ['req.headers.authorization', 'headers.authorization', 'request.headers.authorization', 'apiToken'],
+      paths: [
+        'req.headers.authorization',
+        'headers.authorization',
+        'request.headers.authorization',
+        'req.headers["dapr-api-token"]',
+        'headers["dapr-api-token"]',
+        'request.headers["dapr-api-token"]',
+        'apiToken',
+        'appToken',
+      ],
       censor: '[redacted]',
     },
   };

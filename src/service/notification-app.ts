@@ -10,6 +10,7 @@ import { z } from 'zod';
 import { NOTIFICATIONS_METHOD } from '../api/contract.ts';
 import { LOG } from './logging.ts';
 import apiBase from './plugins/base.ts';
+import { requireSidecar } from './plugins/sidecar-auth.ts';
 import { errorSchema } from './schemas/task.ts';
 import { notificationSchema, type Notification } from './schemas/event.ts';
 
@@ -18,7 +19,15 @@ const notificationListSchema = z.object({ items: z.array(notificationSchema) });
 /** How many notifications are kept (and deduplicated); the oldest goes first. */
 export const RECEIVED_WINDOW = 1_000;
 
-export default async function notificationApp(fastify: FastifyInstance): Promise<void> {
+export interface NotificationAppOptions {
+  /** Dapr's app token: posts without it are not from this pod's sidecar (plugins/sidecar-auth.ts). */
+  appToken?: string | undefined;
+}
+
+export default async function notificationApp(
+  fastify: FastifyInstance,
+  options: NotificationAppOptions = {},
+): Promise<void> {
   await fastify.register(apiBase, {
     title: 'Notification service',
     description: 'Receives completed tasks from the task service through Dapr service invocation.',
@@ -28,7 +37,10 @@ export default async function notificationApp(fastify: FastifyInstance): Promise
 
   app.post(
     `/${NOTIFICATIONS_METHOD}`,
-    { schema: { body: notificationSchema, response: { 204: z.null(), 400: errorSchema } } },
+    {
+      preHandler: requireSidecar(options.appToken),
+      schema: { body: notificationSchema, response: { 204: z.null(), 400: errorSchema, 401: errorSchema } },
+    },
     async (request, reply) => {
       if (!received.has(request.body.event_id)) {
         received.set(request.body.event_id, request.body);

@@ -9,5 +9,5 @@ const settings = notificationServiceConfigFromEnv(process.env);
 const fastify = Fastify({ logger: loggerOptions(settings.logLevel, 'notification-service') });
 const logger = fastify.log;
 logger.info(LOG.starting);
-await fastify.register(notificationApp);
+await fastify.register(notificationApp, { appToken: settings.appToken });
 await serve(fastify, settings, logger);

@@ -138,6 +138,8 @@ describe('a TaskApi applied with kubectl', () => {
       'deployment.apps/tasks-notifications',
       'role.rbac.authorization.k8s.io/tasks-secret-reader',
       'rolebinding.rbac.authorization.k8s.io/tasks-secret-reader',
+      'secret/tasks-dapr-api-token',
+      'secret/tasks-dapr-app-token',
       'secret/tasks-swap-control',
       'service/tasks',
       'service/tasks-notifications',

@@ -26,6 +26,7 @@ describe('the task index when two replicas start the same page', () => {
     client = new DaprClient({
       daprHost: '127.0.0.1',
       daprPort: String(stack.daprd.httpPort),
+      daprApiToken: stack.daprTokens.api,
       communicationProtocol: CommunicationProtocolEnum.HTTP,
       // The refused writes are the point: the SDK's own error lines would only be noise.
       logger: {

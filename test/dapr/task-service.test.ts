@@ -10,6 +10,7 @@ import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import type { StateBackend } from '../../src/api/resource.ts';
 import type { Notification } from '../../src/service/schemas/event.ts';
 import { TASK_STATUSES, type Task } from '../../src/service/schemas/task.ts';
+import { names } from '../../src/controller/names.ts';
 import { waitUntil } from '../../testbed/harness/process.ts';
 import { jsonClient, type JsonClient } from '../support/http.ts';
 import { allTasks, startTaskServiceStack, type TaskServiceStack } from '../support/task-service-stack.ts';
@@ -261,13 +262,61 @@ describe.each(backends)('task service on state.%s', (backend) => {
     expect((await api.request('GET', '/readyz')).status).toBe(200);
   });
 
+  it("takes events and notifications only from the pod's own sidecar, and its sidecar only from the app", async () => {
+    const task = await create('forged');
+    const forged = {
+      specversion: '1.0',
+      id: 'evt-forged',
+      source: 'attacker',
+      type: 'task.completed',
+      data: { ...task, status: 'completed' },
+    };
+    const headers = { 'content-type': 'application/cloudevents+json' };
+    // Anyone else who reaches the pod: no token, or a wrong one (the API token is not the app token).
+    const attempts: Record<string, string>[] = [
+      {},
+      { 'dapr-api-token': 'not-the-token' },
+      { 'dapr-api-token': stack.daprTokens.api },
+    ];
+    for (const extra of attempts) {
+      const answer = await jsonClient(stack.url).request<ErrorBody>('POST', '/events/task', JSON.stringify(forged), {
+        ...headers,
+        ...extra,
+      });
+      expect(answer.status).toBe(401);
+      expect(answer.body.code).toBe('unauthorized');
+      expect(JSON.stringify(answer.body)).not.toContain(stack.daprTokens.app);
+    }
+    const notifications = jsonClient(stack.notifications?.url ?? '');
+    const direct = await notifications.request('POST', '/notifications', { event_id: 'evt-forged', task: forged.data });
+    expect(direct.status).toBe(401);
+    // The real path still works: a completion through the API is delivered by daprd and notified (once).
+    expect((await api.request('PUT', `/tasks/${task.id}/status`, { status: 'completed' })).status).toBe(200);
+    const notified = async () =>
+      (await notifications.request<{ items: Notification[] }>('GET', '/notifications')).body.items;
+    await waitUntil(async () => (await notified()).some((item) => item.task.id === task.id), {
+      what: 'the real completion to be notified',
+      timeoutMs: 30_000,
+    });
+    expect((await notified()).filter((item) => item.task.id === task.id).map((item) => item.event_id)).not.toContain(
+      'evt-forged',
+    );
+    // daprd refuses its API to a caller without the API token, and serves the app, which has it.
+    const state = `${stack.daprd.httpUrl}/v1.0/state/${names.stateComponent(stack.taskApi, backend)}/anything`;
+    expect((await fetch(state)).status).toBe(401);
+    expect((await fetch(state, { headers: { 'dapr-api-token': stack.daprTokens.app } })).status).toBe(401);
+    expect((await fetch(state, { headers: { 'dapr-api-token': stack.daprTokens.api } })).status).toBe(204);
+  });
+
   // Last: it stops the notification service.
   it('answers Dapr RETRY when the notification service is down, DROP for what is no task event', async () => {
     await stack.notifications?.process.stop();
     const task = await create('nobody listens');
+    // As daprd delivers: with the app token.
     const deliver = (event: unknown) =>
       jsonClient(stack.url).request<{ status: string }>('POST', '/events/task', JSON.stringify(event), {
         'content-type': 'application/cloudevents+json',
+        'dapr-api-token': stack.daprTokens.app,
       });
     const completedEvent = {
       specversion: '1.0',

@@ -6,6 +6,7 @@
  * real daprd. With notifications, the notification service runs the same way
  * under its own app-id.
  */
+import { randomBytes } from 'node:crypto';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { V1Deployment } from '@kubernetes/client-node';
@@ -60,6 +61,12 @@ export interface RunningApp {
 
 export interface TaskServiceStack extends RunningApp {
   taskApi: TaskApi;
+  /**
+   * Dapr's tokens, as the Secrets the operator makes would hold them: daprd
+   * presents `app` to the apps, and takes calls to its API only with `api`
+   * (in the `dapr-api-token` header).
+   */
+  daprTokens: { app: string; api: string };
   /** Every task service replica (the first is the stack's own url). */
   replicas: RunningApp[];
   notifications: RunningApp | undefined;
@@ -125,6 +132,8 @@ interface AppSpec {
   appId: string;
   /** Env beside the container's (the swap's control token). */
   env?: Record<string, string>;
+  /** Dapr's tokens: for daprd as the injector gives them, and for the app as its secretKeyRefs would. */
+  daprTokens: { app: string; api: string };
   deployment: V1Deployment;
   resources: object[];
   port: number;
@@ -141,7 +150,11 @@ async function startApp(spec: AppSpec): Promise<RunningApp> {
     resourcesPath: spec.dir,
     logDir: spec.dir,
     appPort: spec.port,
-    env: { NAMESPACE: spec.namespace },
+    env: {
+      NAMESPACE: spec.namespace,
+      [SERVICE_ENV.appToken]: spec.daprTokens.app,
+      [SERVICE_ENV.daprApiToken]: spec.daprTokens.api,
+    },
   });
   return startAppProcess(spec, daprd);
 }
@@ -158,6 +171,8 @@ async function startAppProcess(spec: AppSpec, daprd: Daprd): Promise<RunningApp>
       DAPR_HTTP_PORT: String(daprd.httpPort),
       APP_ID: spec.appId,
       HOST: '127.0.0.1',
+      [SERVICE_ENV.appToken]: spec.daprTokens.app,
+      [SERVICE_ENV.daprApiToken]: spec.daprTokens.api,
       ...spec.env,
     }),
   });
@@ -191,6 +206,7 @@ export async function startTaskServiceStack(testbed: TestbedInfo, options: Stack
     namespace,
   );
   const dir = join(testbed.dir, 'dapr', options.name);
+  const daprTokens = { app: randomBytes(24).toString('hex'), api: randomBytes(24).toString('hex') };
   const started: RunningApp[] = [];
   const stop = async (): Promise<void> => {
     for (const app of started.reverse()) {
@@ -209,6 +225,7 @@ export async function startTaskServiceStack(testbed: TestbedInfo, options: Stack
         port: await freePort(),
         dir: join(dir, 'notifications'),
         namespace,
+        daprTokens,
       }));
     if (notifications) started.push(notifications);
     const backends: StateBackend[] = options.swap ? ['redis', 'postgresql'] : [options.backend];
@@ -222,6 +239,7 @@ export async function startTaskServiceStack(testbed: TestbedInfo, options: Stack
         port: replica === 0 ? port : await freePort(),
         dir: join(dir, replica === 0 ? 'service' : `service-${replica}`),
         namespace,
+        daprTokens,
         ...(options.swap ? { env: { [SERVICE_ENV.controlToken]: options.swap.controlToken } } : {}),
       };
       const service = await startApp(spec);
@@ -247,6 +265,7 @@ export async function startTaskServiceStack(testbed: TestbedInfo, options: Stack
         return (replicas[0] as RunningApp).process;
       },
       taskApi,
+      daprTokens,
       replicas,
       notifications,
       restartReplica,

@@ -59,6 +59,9 @@ describe('desired children of a TaskApi', () => {
       'dapr.io/log-level': 'debug',
       'dapr.io/enable-api-logging': 'true',
       'dapr.io/sidecar-memory-limit': '256Mi',
+      // Only the sidecar reaches the routes daprd calls; only the app reaches the sidecar's API.
+      'dapr.io/app-token-secret': 'tasks-dapr-app-token',
+      'dapr.io/api-token-secret': 'tasks-dapr-api-token',
     });
     expect(env(deployment)).toEqual({
       APP_PORT: '3000',
@@ -69,13 +72,17 @@ describe('desired children of a TaskApi', () => {
       NOTIFICATION_APP_ID: 'notifier',
       STATE_STORE_GENERATION: '0',
       SWAP_PLAN_FILE: '/etc/taskapi/swap/plan.json',
-      // From the Secret the operator makes: the token it drives a swap with.
+      // From the Secrets the operator makes: the token it drives a swap with, and Dapr's two (the injector
+      // gives them to daprd only).
       CONTROL_TOKEN: undefined,
+      APP_API_TOKEN: undefined,
+      DAPR_API_TOKEN: undefined,
     });
     const taskContainer = template?.spec?.containers[0];
-    expect(taskContainer?.env?.find((item) => item.name === 'CONTROL_TOKEN')?.valueFrom).toEqual({
-      secretKeyRef: { name: 'tasks-swap-control', key: 'token' },
-    });
+    const fromSecret = (name: string) => taskContainer?.env?.find((item) => item.name === name)?.valueFrom;
+    expect(fromSecret('CONTROL_TOKEN')).toEqual({ secretKeyRef: { name: 'tasks-swap-control', key: 'token' } });
+    expect(fromSecret('APP_API_TOKEN')).toEqual({ secretKeyRef: { name: 'tasks-dapr-app-token', key: 'token' } });
+    expect(fromSecret('DAPR_API_TOKEN')).toEqual({ secretKeyRef: { name: 'tasks-dapr-api-token', key: 'token' } });
     expect(taskContainer?.volumeMounts).toEqual([
       { name: 'swap-plan', mountPath: '/etc/taskapi/swap', readOnly: true },
     ]);
@@ -162,7 +169,7 @@ describe('desired children of a TaskApi', () => {
       'Component/tasks-pubsub': '5a01aa80e3a577ef',
       'Subscription/tasks-task-events': '693ee37352745c3d',
       'ConfigMap/tasks-swap-plan': '11a349113660a5d2',
-      'Deployment/tasks': 'add4b2c95ae4c9d7',
+      'Deployment/tasks': 'fd58449d21de9bf5',
       'Service/tasks': '785ad5c280c46e70',
     });
   });

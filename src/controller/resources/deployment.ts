@@ -2,7 +2,7 @@
  * The Deployments of the task service and, when asked for, the notification
  * service: one image, two entry points, each with an injected Dapr sidecar.
  */
-import type { V1Container, V1Deployment, V1ResourceRequirements, V1Volume } from '@kubernetes/client-node';
+import type { V1Container, V1Deployment, V1EnvVar, V1ResourceRequirements, V1Volume } from '@kubernetes/client-node';
 import { SERVICE_ENV } from '../../api/contract.ts';
 import type { StateBackend, TaskApi } from '../../api/resource.ts';
 import type { Resources } from '../../api/taskapi.ts';
@@ -14,7 +14,7 @@ import {
   labelsFor,
   type ChildRole,
 } from '../names.ts';
-import { SWAP_CONTROL_KEY, SWAP_PLAN_DIR, SWAP_PLAN_KEY } from './swap.ts';
+import { TOKEN_KEY, SWAP_PLAN_DIR, SWAP_PLAN_KEY } from './swap.ts';
 
 /** What the builders need beyond the TaskApi; fixed per operator build, so builders stay pure. */
 export interface BuildSettings {
@@ -54,6 +54,10 @@ function daprAnnotations(taskApi: TaskApi, appId: string): Record<string, string
     'dapr.io/app-port': String(appPort),
     'dapr.io/app-protocol': 'http',
     'dapr.io/log-level': dapr.logLevel,
+    // daprd presents the app token to the app (which refuses the routes only daprd calls without it), and
+    // takes calls to its own API only with the API token: no other pod can post events or drive the sidecar.
+    'dapr.io/app-token-secret': names.daprAppToken(taskApi),
+    'dapr.io/api-token-secret': names.daprApiToken(taskApi),
     'dapr.io/enable-api-logging': String(dapr.enableApiLogging),
     ...Object.fromEntries(
       Object.entries(resourceAnnotations)
@@ -61,6 +65,17 @@ function daprAnnotations(taskApi: TaskApi, appId: string): Record<string, string
         .map(([name, value]) => [name, String(value)]),
     ),
   };
+}
+
+/** The app's side of Dapr's tokens: the injector gives them to daprd only. */
+function daprTokenEnv(taskApi: TaskApi): V1EnvVar[] {
+  return [
+    { name: SERVICE_ENV.appToken, valueFrom: { secretKeyRef: { name: names.daprAppToken(taskApi), key: TOKEN_KEY } } },
+    {
+      name: SERVICE_ENV.daprApiToken,
+      valueFrom: { secretKeyRef: { name: names.daprApiToken(taskApi), key: TOKEN_KEY } },
+    },
+  ];
 }
 
 /** Restricted Pod Security: non-root, no privilege escalation, no capabilities, RuntimeDefault seccomp. */
@@ -177,9 +192,10 @@ export function buildTaskDeployment(
     spec.replicas,
     serviceContainer(taskApi, 'task-service', settings.taskServiceArgs, env, {
       env: [
+        ...daprTokenEnv(taskApi),
         {
           name: SERVICE_ENV.controlToken,
-          valueFrom: { secretKeyRef: { name: names.swapControl(taskApi), key: SWAP_CONTROL_KEY } },
+          valueFrom: { secretKeyRef: { name: names.swapControl(taskApi), key: TOKEN_KEY } },
         },
       ],
       volumeMounts: [{ name: SWAP_PLAN_VOLUME, mountPath: SWAP_PLAN_DIR, readOnly: true }],
@@ -201,7 +217,15 @@ export function buildNotificationDeployment(taskApi: TaskApi, settings: BuildSet
     notifications.appId,
     'notification-service',
     1,
-    serviceContainer(taskApi, 'notification-service', settings.notificationServiceArgs, {}),
+    serviceContainer(
+      taskApi,
+      'notification-service',
+      settings.notificationServiceArgs,
+      {},
+      {
+        env: daprTokenEnv(taskApi),
+      },
+    ),
     daprAnnotations(taskApi, notifications.appId),
   );
 }

@@ -10,7 +10,8 @@ import { names, ownedMetadata, type OwnedMetadata } from '../names.ts';
 /** Where the plan ConfigMap is mounted in the task container, and its one key. */
 export const SWAP_PLAN_DIR = '/etc/taskapi/swap';
 export const SWAP_PLAN_KEY = 'plan.json';
-export const SWAP_CONTROL_KEY = 'token';
+/** The key of every token Secret (Dapr reads its own tokens there). */
+export const TOKEN_KEY = 'token';
 
 export interface ConfigMapManifest {
   apiVersion: 'v1';
@@ -36,13 +37,21 @@ export interface SecretManifest {
   stringData: Record<string, string>;
 }
 
+/** The Secrets holding a random token the operator makes once per TaskApi; Dapr reads its tokens under `token`. */
+export type TokenSecret = 'swap-control' | 'dapr-app-token' | 'dapr-api-token';
+
+export const tokenSecretName = (taskApi: TaskApi, which: TokenSecret): string =>
+  ({ 'swap-control': names.swapControl, 'dapr-app-token': names.daprAppToken, 'dapr-api-token': names.daprApiToken })[
+    which
+  ](taskApi);
+
 /** Created once (never applied again: the token must not change under running pods). */
-export function buildSwapControlSecret(taskApi: TaskApi, token: string): SecretManifest {
+export function buildTokenSecret(taskApi: TaskApi, which: TokenSecret, token: string): SecretManifest {
   return {
     apiVersion: 'v1',
     kind: 'Secret',
-    metadata: ownedMetadata(taskApi, names.swapControl(taskApi), 'swap-control'),
+    metadata: ownedMetadata(taskApi, tokenSecretName(taskApi, which), which),
     type: 'Opaque',
-    stringData: { [SWAP_CONTROL_KEY]: token },
+    stringData: { [TOKEN_KEY]: token },
   };
 }

@@ -9,12 +9,16 @@ import type { StartupGate } from '../startup.ts';
 
 const digest = (text: string): Buffer => createHash('sha256').update(text).digest();
 
+/** Whether `presented` is `token`, in constant time. */
+export function sameSecret(presented: string, token: string): boolean {
+  // Equal-length digests: timingSafeEqual needs them, and the comparison leaks nothing about the length.
+  return timingSafeEqual(digest(presented), digest(token));
+}
+
 /** Whether the request carries `Authorization: Bearer <token>`. */
 export function presents(request: FastifyRequest, token: string): boolean {
   const header = request.headers.authorization ?? '';
-  const presented = header.startsWith('Bearer ') ? header.slice('Bearer '.length) : '';
-  // Equal-length digests: timingSafeEqual needs them, and the comparison leaks nothing about the length.
-  return timingSafeEqual(digest(presented), digest(token));
+  return sameSecret(header.startsWith('Bearer ') ? header.slice('Bearer '.length) : '', token);
 }
 
 /** A preHandler that refuses the request with 401 unless it carries the API's token; a no-op when the API has none. */

@@ -10,6 +10,7 @@ import { isServiceError } from '../errors.ts';
 import type { EventCounters } from '../event-counters.ts';
 import { classifyDelivery } from '../events.ts';
 import { LOG } from '../logging.ts';
+import { requireSidecar } from '../plugins/sidecar-auth.ts';
 import type { Notifier } from '../ports.ts';
 import { deliveryAnswerSchema, type DeliveryAnswer } from '../schemas/event.ts';
 
@@ -17,6 +18,8 @@ export interface EventRoutesOptions {
   /** Undefined when no notification service is configured: completed tasks are then only acknowledged. */
   notifier: Notifier | undefined;
   counters: EventCounters;
+  /** Dapr's app token: deliveries without it are not from this pod's sidecar (plugins/sidecar-auth.ts). */
+  appToken: string | undefined;
 }
 
 export default function eventRoutes(fastify: FastifyInstance, options: EventRoutesOptions, done: () => void): void {
@@ -29,7 +32,7 @@ export default function eventRoutes(fastify: FastifyInstance, options: EventRout
 
   app.post(
     TASK_EVENTS_ROUTE,
-    { schema: { hide: true, response: { 200: deliveryAnswerSchema } } },
+    { preHandler: requireSidecar(options.appToken), schema: { hide: true, response: { 200: deliveryAnswerSchema } } },
     async (request): Promise<DeliveryAnswer> => {
       const event = classifyDelivery(request.body);
       if (event.action === 'drop') {
