@@ -190,6 +190,60 @@ describe('the sample TaskApi on the real chain', () => {
     for (const entry of env) expect(entry.value ?? '').not.toMatch(/https?:|\.svc|tasks-notifications\./);
   });
 
+  it("refuses a forged task.completed from another pod, and that pod's calls to a task pod's sidecar, while daprd's own deliveries get through", async () => {
+    const [notificationPod] = await podNames(
+      namespace,
+      'app.kubernetes.io/instance=tasks,app.kubernetes.io/component=notification-service',
+    );
+    const [taskPod] = await podNames(namespace, taskPods);
+    if (!notificationPod || !taskPod) throw new Error('a notification pod and a task pod expected');
+    const taskPodIp = await podFields(namespace, taskPod, '{.status.podIP}');
+    const forged = JSON.stringify({
+      specversion: '1.0',
+      id: 'evt-forged-e2e',
+      source: 'another-pod',
+      type: 'task.completed',
+      data: {
+        id: '01a23300-0000-7000-8000-0000000e2e01',
+        title: 'forged',
+        description: '',
+        status: 'completed',
+        priority: 1,
+        created_at: new Date().toISOString(),
+        updated_at: new Date().toISOString(),
+      },
+    });
+    // From inside another pod of the namespace: the task Service's event route, and a task pod's daprd
+    // (which the injector has listen on the pod's loopback only: unreachable, or 401 if it were reachable).
+    const script = `
+      const status = (request) => request.then((r) => String(r.status), () => 'unreachable');
+      Promise.all([
+        status(fetch('http://tasks/events/task', {
+          method: 'POST', headers: { 'content-type': 'application/cloudevents+json' }, body: ${JSON.stringify(forged)},
+        })),
+        status(fetch('http://${taskPodIp}:3500/v1.0/state/tasks-state-redis/anything')),
+      ]).then((statuses) => console.log(statuses.join(' ')));`;
+    const [event, sidecar] = (await nodeIn(namespace, notificationPod, script, 'notification-service'))
+      .trim()
+      .split(' ');
+    expect(event).toBe('401');
+    expect(['401', 'unreachable']).toContain(sidecar);
+    // Inside the task pod, daprd takes its API only with the token the app was given.
+    const inPod = `
+      const url = 'http://127.0.0.1:' + process.env.DAPR_HTTP_PORT + '/v1.0/state/tasks-state-redis/anything';
+      Promise.all([fetch(url), fetch(url, { headers: { 'dapr-api-token': process.env.DAPR_API_TOKEN } })])
+        .then((answers) => console.log(answers.map((r) => r.status).join(' ')));`;
+    expect((await nodeIn(namespace, taskPod, inPod, 'task-service')).trim()).toBe('401 204');
+    // Nothing forged was handled or notified; what daprd delivered (SC-3) was.
+    expect((await handledEvents('01a23300-0000-7000-8000-0000000e2e01')).size).toBe(0);
+    const received = (await (await fetch(`${notifications.url}/notifications`)).json()) as {
+      items: { event_id: string }[];
+    };
+    expect(received.items.map((item) => item.event_id)).not.toContain('evt-forged-e2e');
+    const counters = await summedCounters();
+    expect(counters.get('taskapi_task_events_total{type="task.completed",answer="SUCCESS"}')).toBeGreaterThanOrEqual(1);
+  });
+
   it('SC-5: the image holds no Redis, PostgreSQL, Kafka or HTTP client library of its own; its code imports none', async () => {
     const [pod = ''] = await podNames(namespace, taskPods);
     const inventory = JSON.parse(await nodeIn(namespace, pod, IMAGE_INVENTORY, 'task-service')) as {
