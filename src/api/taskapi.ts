@@ -39,12 +39,21 @@ const quantitySchema = z
   .union([z.string().regex(QUANTITY), z.number().int().nonnegative()])
   .meta({ 'x-kubernetes-int-or-string': true });
 
+/** A quantity's sign: its pattern (Kubernetes' own) takes '-1' and the integer form -1; no resource is negative. */
+const notNegative = (field: 'cpu' | 'memory'): CelRule => ({
+  rule: `!has(self.${field}) || !string(self.${field}).startsWith('-')`,
+  message: `${field} must not be negative`,
+  fieldPath: `.${field}`,
+  reason: 'FieldValueInvalid',
+});
+
 const resourceListSchema = z
   .object({
     cpu: quantitySchema.optional().describe('CPU, as a Kubernetes quantity (for example 100m or 1).'),
     memory: quantitySchema.optional().describe('Memory, as a Kubernetes quantity (for example 128Mi).'),
   })
-  .strict();
+  .strict()
+  .meta(celRules(notNegative('cpu'), notNegative('memory')));
 
 export const resourcesSchema = z
   .object({

@@ -503,6 +503,68 @@ describe('bad input', () => {
     ['CPU not a quantity', { resources: { limits: { cpu: 'lots' } } }, /spec\.resources\.limits\.cpu/],
     ['unknown field', { colour: 'blue' }, /unknown field "spec\.colour"/],
     ['name too long', {}, /metadata\.name must be a lowercase DNS label of at most 40 characters/, 'a'.repeat(41)],
+    // Only CEL can judge this one: a DNS subdomain is a valid object name, but not an app-id and label.
+    ['name with a dot', {}, /metadata\.name must be a lowercase DNS label/, 'has.dot'],
+    [
+      'PostgreSQL state, pub/sub Redis only, no PostgreSQL settings',
+      { stateBackend: 'postgresql', redis: undefined, pubsub: { redis } },
+      /spec\.postgresql is required when spec\.stateBackend is postgresql/,
+    ],
+    ['fractional replicas', { replicas: 1.5 }, /spec\.replicas/],
+    ['app port as text', { appPort: 'http' }, /spec\.appPort/],
+    ['image of 513 characters', { image: `r/${'i'.repeat(511)}` }, /spec\.image/],
+    ['Redis port not a number', { redis: { host: 'redis:port' } }, /spec\.redis\.host/],
+    ['Redis TLS as text', { redis: { host: 'redis:6379', enableTLS: 'sometimes' } }, /spec\.redis\.enableTLS/],
+    [
+      'Secret key with a slash',
+      { redis: { host: 'redis:6379', passwordSecretRef: { name: 'r', key: 'a/b' } } },
+      /spec\.redis\.passwordSecretRef\.key/,
+    ],
+    [
+      'empty PostgreSQL Secret name',
+      { postgresql: { connectionStringSecretRef: { name: '', key: 'c' } } },
+      /spec\.postgresql\.connectionStringSecretRef\.name/,
+    ],
+    [
+      'table name of 64 characters',
+      { postgresql: { connectionStringSecretRef: { name: 'p', key: 'c' }, tableName: 't'.repeat(64) } },
+      /spec\.postgresql\.tableName/,
+    ],
+    ['topic of 250 characters', { pubsub: { topic: 't'.repeat(250) } }, /spec\.pubsub\.topic/],
+    ['bad pub/sub Redis host', { pubsub: { redis: { host: 'no way' } } }, /spec\.pubsub\.redis\.host/],
+    [
+      'notification deploy as text',
+      { notifications: { appId: 'notifier', deploy: 'sometimes' } },
+      /spec\.notifications\.deploy/,
+    ],
+    [
+      'notification app-id of 64 characters',
+      { notifications: { appId: 'n'.repeat(64) } },
+      /spec\.notifications\.appId/,
+    ],
+    [
+      'API token ref without a name',
+      { apiTokenSecretRef: { key: 'token' } },
+      /spec\.apiTokenSecretRef\.name: Required value/,
+    ],
+    [
+      'sidecar memory not a quantity',
+      { dapr: { sidecarResources: { limits: { memory: 'plenty' } } } },
+      /spec\.dapr\.sidecarResources\.limits\.memory/,
+    ],
+    // Only CEL can judge these: the quantity pattern is Kubernetes' own, which takes a sign.
+    [
+      'negative memory',
+      { resources: { requests: { memory: -1 } } },
+      /spec\.resources\.requests\.memory: Invalid value.*must not be negative/,
+    ],
+    [
+      'negative CPU',
+      { resources: { limits: { cpu: '-100m' } } },
+      /spec\.resources\.limits\.cpu: Invalid value.*must not be negative/,
+    ],
+    ['unknown Redis field', { redis: { host: 'redis:6379', db: 2 } }, /unknown field "spec\.redis\.db"/],
+    ['unknown Dapr field', { dapr: { port: 3500 } }, /unknown field "spec\.dapr\.port"/],
   ];
 
   it.each(cases)('refuses %s with a message naming the field', async (label, spec, message, givenName) => {

@@ -482,6 +482,57 @@ describe('a swap that survives its operator and a change of mind', () => {
     );
     expect(reverted || reasons.filter((reason) => reason === 'SwapStarted').length >= 3).toBe(true);
   });
+
+  // Last: it reads what the whole file made happen.
+  it('never shows a Secret value in a log (operator, services, daprd), an Event, or a status', async () => {
+    // Every value the TaskApi's Secrets hold (the sample's Redis password and PostgreSQL connection string,
+    // the operator's tokens), and the password inside the connection string.
+    const secrets = JSON.parse(await k(['get', 'secrets', '-n', namespace, '-o', 'json'])) as {
+      items: { metadata: { name: string }; type: string; data?: Record<string, string> }[];
+    };
+    const values = secrets.items
+      .filter((secret) => secret.type === 'Opaque')
+      .flatMap((secret) =>
+        Object.entries(secret.data ?? {}).map(([key, encoded]) => ({
+          where: `${secret.metadata.name}/${key}`,
+          value: Buffer.from(encoded, 'base64').toString('utf8'),
+        })),
+      )
+      .flatMap(({ where, value }) => [
+        { where, value },
+        ...[...value.matchAll(/password=(\S+)/g)].map((match) => ({
+          where: `${where} (password)`,
+          value: match[1] ?? '',
+        })),
+      ]);
+    expect(values.map(({ where }) => where)).toEqual(
+      expect.arrayContaining(['tasks-dapr-app-token/token', 'tasks-dapr-api-token/token', 'tasks-swap-control/token']),
+    );
+    const logsOf = async (ns: string): Promise<string> => {
+      const pods = (await k(['get', 'pods', '-n', ns, '-o', 'jsonpath={.items[*].metadata.name}'])).split(/\s+/);
+      const texts = await Promise.all(
+        pods.filter(Boolean).map((pod) => k(['logs', '-n', ns, pod, '--all-containers', '--prefix', '--tail=-1'])),
+      );
+      return texts.join('\n');
+    };
+    const haystack = {
+      'task and notification pods (service and daprd)': await logsOf(namespace),
+      operator: await logsOf(OPERATOR_NAMESPACE),
+      Events: await k(['get', 'events', '-A', '-o', 'json']),
+      'TaskApi status': await k(['get', 'taskapis', '-A', '-o', 'jsonpath={.items[*].status}']),
+    };
+    const leaks = Object.entries(haystack).flatMap(([place, text]) =>
+      values
+        .filter(({ value }) => value.length >= 8 && text.includes(value))
+        .map(({ where }) => `${where} in ${place}`),
+    );
+    console.log(
+      `no-secret check: ${values.length} Secret values against ${Object.entries(haystack)
+        .map(([place, text]) => `${place} (${Math.round(text.length / 1024)} KiB)`)
+        .join(', ')}: ${leaks.length} found`,
+    );
+    expect(leaks).toEqual([]);
+  });
 });
 
 /** `kubectl patch` of the sample's spec.stateBackend: the one field edit a swap is. */
