@@ -2,7 +2,8 @@
  * The least privilege the operator needs, derived from what the code touches:
  * owned kinds (from CHILD_KINDS) are watched, applied and pruned; TaskApis are
  * watched and their status written; Secrets are read (preflight, key names) and
- * one per TaskApi is created (the swap control token); task pods are listed;
+ * three per TaskApi are created (the swap control token, Dapr's app and API
+ * tokens), never changed, listed or deleted; task pods are listed;
  * Events are created. Rendered into config/rbac by `npm run generate`.
  */
 import { GROUP, PLURAL } from '../api/resource.ts';
@@ -30,7 +31,7 @@ export function clusterRules(): PolicyRule[] {
       // Server-side apply creates or patches; pruning deletes.
       verbs: ['get', 'list', 'watch', 'create', 'patch', 'delete'],
     })),
-    // Read: preflight's key names, and the swap control token it made. Create: that token's Secret, once.
+    // Read: preflight's key names, and the tokens it made. Create: each token's Secret, once.
     { apiGroups: [''], resources: ['secrets'], verbs: ['get', 'create'] },
     // A swap reaches every running task pod: a fresh list, never a watch.
     { apiGroups: [''], resources: ['pods'], verbs: ['list'] },
