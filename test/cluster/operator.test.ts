@@ -588,11 +588,7 @@ describe('bad input', () => {
 
 describe('install manifests', () => {
   it('config/default applies cleanly on the server (dry run)', async () => {
-    // Applied, not created: test/cluster/rbac.test.ts may have made it (the test bed is shared).
-    await k(
-      ['apply', '-f', '-'],
-      JSON.stringify({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'taskapi-system' } }),
-    );
+    await k(['create', 'namespace', 'taskapi-system']);
     const result = await kubectl(kubeconfig, ['apply', '-k', 'config/default', '--dry-run=server']);
     expect(result.stderr).not.toMatch(/error/i);
     expect(result.stdout).toMatch(

@@ -7,6 +7,7 @@
  */
 import { join } from 'node:path';
 import { beforeAll, describe, expect, inject, it } from 'vitest';
+import { parseAllDocuments } from 'yaml';
 import { clusterRules, LEADER_ELECTION_RULES, type PolicyRule } from '../../src/controller/permissions.ts';
 import {
   buildSecretReaderRole,
@@ -19,7 +20,35 @@ import { taskApiFixture } from '../support/taskapi-fixtures.ts';
 
 const { kubeconfig } = inject('testbed');
 const k = (args: string[], input?: string) => kubectlOk(kubeconfig, args, input);
-const OPERATOR = `system:serviceaccount:${OPERATOR_NAMESPACE}:taskapi-operator`;
+/**
+ * config/rbac as installed, under names of this file's own: the test bed is shared, and the install tests
+ * (helm's among them) need the real names free. The rules are the generated ones, unchanged.
+ */
+const OWN_NAMESPACE = 'rbac-operator';
+const OPERATOR = `system:serviceaccount:${OWN_NAMESPACE}:taskapi-operator`;
+
+interface Manifest {
+  kind: string;
+  metadata: { name: string };
+  roleRef: { name: string };
+  subjects?: { namespace?: string }[];
+}
+
+async function installRbacAsOwn(): Promise<void> {
+  const documents = parseAllDocuments(await k(['kustomize', join(repoRoot, 'config', 'rbac')])).map(
+    (document) => document.toJSON() as Manifest,
+  );
+  for (const manifest of documents) {
+    if (manifest.kind === 'ClusterRole' || manifest.kind === 'ClusterRoleBinding') {
+      manifest.metadata.name = `rbac-test-${manifest.metadata.name}`;
+    }
+    if (manifest.kind === 'ClusterRoleBinding') manifest.roleRef.name = `rbac-test-${manifest.roleRef.name}`;
+    for (const subject of manifest.subjects ?? []) {
+      if (subject.namespace === OPERATOR_NAMESPACE) subject.namespace = OWN_NAMESPACE;
+    }
+    await k(['apply', '-n', OWN_NAMESPACE, '-f', '-'], JSON.stringify(manifest));
+  }
+}
 const TEAM = 'rbac-team';
 
 /** `kubectl auth can-i VERB RESOURCE --as SUBJECT`: yes or no, as the apiserver's authorizer answers. */
@@ -76,12 +105,8 @@ const rowsOf = (rules: PolicyRule[]): string[] =>
 
 describe("the operator's service account", () => {
   beforeAll(async () => {
-    // Applied, not created: test/cluster/operator.test.ts may have made it (the test bed is shared).
-    await k(
-      ['apply', '-f', '-'],
-      JSON.stringify({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: OPERATOR_NAMESPACE } }),
-    );
-    await k(['apply', '-n', OPERATOR_NAMESPACE, '-k', join(repoRoot, 'config', 'rbac')]);
+    await k(['create', 'namespace', OWN_NAMESPACE]);
+    await installRbacAsOwn();
     await kubectl(kubeconfig, ['create', 'namespace', TEAM]);
   });
 
@@ -89,7 +114,7 @@ describe("the operator's service account", () => {
     // In a team's namespace: the ClusterRole alone.
     expect(await listed(OPERATOR, TEAM)).toEqual(rowsOf(clusterRules()));
     // In its own: the leader election Lease besides.
-    expect(await listed(OPERATOR, OPERATOR_NAMESPACE)).toEqual(rowsOf([...clusterRules(), ...LEADER_ELECTION_RULES]));
+    expect(await listed(OPERATOR, OWN_NAMESPACE)).toEqual(rowsOf([...clusterRules(), ...LEADER_ELECTION_RULES]));
   });
 
   const mustNot: [string, string, string | undefined][] = [
