@@ -58,8 +58,7 @@ export class LeaderElector {
    * and calls `onLost` if renewal fails past the deadline. Resolves when stopped or lost.
    */
   async run(onStarted: () => void, onLost: () => void): Promise<void> {
-    while (!this.signal.isStopped() && !(await this.tryAcquireOrRenew()))
-      await this.signal.sleep(this.options.retryPeriodMs);
+    while (!this.signal.isStopped() && !(await this.attempt())) await this.signal.sleep(this.options.retryPeriodMs);
     if (this.signal.isStopped()) return;
     this.leading = true;
     this.logger.info('became leader');
@@ -68,7 +67,7 @@ export class LeaderElector {
     while (!this.signal.isStopped()) {
       await this.signal.sleep(this.options.retryPeriodMs);
       if (this.signal.isStopped()) break;
-      if (await this.tryAcquireOrRenew()) {
+      if (await this.attempt()) {
         lastRenew = Date.now();
       } else if (Date.now() - lastRenew > this.options.renewDeadlineMs) {
         this.leading = false;
@@ -79,11 +78,21 @@ export class LeaderElector {
     }
   }
 
+  /** The acquire-or-renew in flight, if any: stop() lets it land before it hands the Lease back. */
+  private inFlight: Promise<boolean> | undefined;
+
+  private attempt(): Promise<boolean> {
+    this.inFlight = this.tryAcquireOrRenew();
+    return this.inFlight;
+  }
+
   /** Stops campaigning; a leader hands the Lease back so another replica takes over at once. */
   async stop(): Promise<void> {
     this.signal.stop();
     if (!this.leading) return;
     this.leading = false;
+    // A renew still in flight would otherwise land after the release was read, and the release lose the race.
+    await this.inFlight?.catch(() => false);
     try {
       const lease = await this.read();
       if (lease?.spec?.holderIdentity !== this.options.identity) return;
