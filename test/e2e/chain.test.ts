@@ -54,6 +54,8 @@ beforeAll(async () => {
   await installBackends(kubeconfig, dir, backendImages);
   await installOperatorWithKustomize(kubeconfig);
   await createNamespace(namespace);
+  // The task pods (their daprd too) must pass the restricted Pod Security Standard, as the operator's do.
+  await k(['label', 'namespace', namespace, 'pod-security.kubernetes.io/enforce=restricted']);
   await installSample(kubeconfig, namespace);
   await k(['wait', '--for=condition=Ready', 'taskapi/tasks', '-n', namespace, '--timeout=180s']);
   tasks = await portForward(namespace, 'service/tasks', 80);
@@ -95,6 +97,18 @@ describe('the sample TaskApi on the real chain', () => {
     }
     const rows = await k(['get', 'taskapis', '-n', namespace, '--no-headers']);
     expect(rows).toMatch(/^tasks\s+redis\s+True\s+2\/2\s/);
+    // They run where the restricted Pod Security Standard is enforced: a pod that breaks it is refused there.
+    const privileged = await kTry([
+      'run',
+      'privileged',
+      '-n',
+      namespace,
+      '--image=localhost/none:1',
+      '--privileged',
+      '--dry-run=server',
+    ]);
+    expect(privileged.exitCode).not.toBe(0);
+    expect(privileged.stderr).toMatch(/violates PodSecurity "restricted/);
   });
 
   it('SC-2: creates, reads, completes (?status=completed), refuses a stale update with 409, deletes, then 404, through the Service', async () => {

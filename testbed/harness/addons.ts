@@ -159,6 +159,9 @@ export async function installDapr(
     'dapr_sidecar_injector.sidecarImagePullPolicy=Never',
     '--set',
     'dapr_sidecar_injector.webhookFailurePolicy=Fail',
+    // daprd drops every capability: pods with a sidecar then pass the restricted Pod Security Standard.
+    '--set',
+    'dapr_sidecar_injector.sidecarDropALLCapabilities=true',
     '--set-json',
     `dapr_sidecar_injector.namespaceSelector=${JSON.stringify({
       matchExpressions: [
