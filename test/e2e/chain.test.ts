@@ -525,13 +525,20 @@ describe('a swap that survives its operator and a change of mind', () => {
     const logsOf = async (ns: string): Promise<string> => {
       const pods = (await k(['get', 'pods', '-n', ns, '-o', 'jsonpath={.items[*].metadata.name}'])).split(/\s+/);
       const texts = await Promise.all(
-        pods.filter(Boolean).map((pod) => k(['logs', '-n', ns, pod, '--all-containers', '--prefix', '--tail=-1'])),
+        pods.filter(Boolean).map(async (pod) => {
+          const result = await kTry(['logs', '-n', ns, pod, '--all-containers', '--prefix', '--tail=-1']);
+          // A pod of the last rollout still starting has logged nothing yet.
+          if (result.exitCode !== 0 && !/is waiting to start/.test(result.stderr)) {
+            throw new Error(`kubectl logs ${ns}/${pod}: ${result.stderr}`);
+          }
+          return result.stdout;
+        }),
       );
       return texts.join('\n');
     };
     const haystack = {
       'task and notification pods (service and daprd)': await logsOf(namespace),
-      operator: await logsOf(OPERATOR_NAMESPACE),
+      operator: [...replacedOperatorLogs, await logsOf(OPERATOR_NAMESPACE)].join('\n'),
       Events: await k(['get', 'events', '-A', '-o', 'json']),
       'TaskApi status': await k(['get', 'taskapis', '-A', '-o', 'jsonpath={.items[*].status}']),
     };
@@ -557,9 +564,14 @@ const setBackend = (backend: 'redis' | 'postgresql'): Promise<string> =>
 const eventReasons = (): Promise<string> =>
   taskApiEvents(chain().kubeconfig, namespace, 'jsonpath={range .items[*]}{.reason}{"\\n"}{end}');
 
-/** Deletes the operator's pods (`extra`: how), as `kubectl delete pods -l` does. */
-const deleteOperatorPods = (extra: string[]): Promise<string> =>
-  k(['delete', 'pods', '-n', OPERATOR_NAMESPACE, '-l', 'app.kubernetes.io/name=taskapi-operator', ...extra]);
+/** What the operator pods a test replaced had logged: their logs go with them, and the no-secret check reads them. */
+const replacedOperatorLogs: string[] = [];
+
+/** Deletes the operator's pods (`extra`: how), as `kubectl delete pods -l` does, keeping their logs first. */
+async function deleteOperatorPods(extra: string[]): Promise<string> {
+  replacedOperatorLogs.push(await operatorLogs());
+  return k(['delete', 'pods', '-n', OPERATOR_NAMESPACE, '-l', 'app.kubernetes.io/name=taskapi-operator', ...extra]);
+}
 
 /** Pods, Deployment generations and the TaskApi's status: what must not move when the operator restarts. */
 async function runningState(): Promise<string> {
