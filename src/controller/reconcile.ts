@@ -105,9 +105,11 @@ export async function reconcile(ctx: ReconcileContext, key: string): Promise<Rec
   const rendering = renderingOf(taskApi.metadata.uid, generation, placement);
   try {
     // Before the Deployments: their pods read Dapr's tokens, and the control token, from these Secrets.
-    await ctx.tokens.ensure(ctx.kube, taskApi, 'dapr-app-token');
-    await ctx.tokens.ensure(ctx.kube, taskApi, 'dapr-api-token');
-    const token = placement ? await ctx.tokens.ensure(ctx.kube, taskApi, 'swap-control') : undefined;
+    const [token] = await Promise.all([
+      placement ? ctx.tokens.ensure(ctx.kube, taskApi, 'swap-control') : undefined,
+      ctx.tokens.ensure(ctx.kube, taskApi, 'dapr-app-token'),
+      ctx.tokens.ensure(ctx.kube, taskApi, 'dapr-api-token'),
+    ]);
     const inPlace = ctx.verified.stillInPlace(
       key,
       rendering,

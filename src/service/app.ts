@@ -25,7 +25,7 @@ export interface TaskAppOptions {
   /** Components /readyz checks the sidecar has loaded. */
   components: string[];
   /** Dapr's app token, when the pod has one: the event route then takes only the sidecar's calls. */
-  appToken?: string;
+  appToken?: string | undefined;
   /** With one, the operator can drive this pod through a swap of stores (routes/swap.ts). */
   swap?: { store: SwapStore; controlToken: string | undefined };
 }
@@ -37,7 +37,7 @@ export default async function taskApp(fastify: FastifyInstance, options: TaskApp
   });
   await fastify.register(healthRoutes, options);
   await fastify.register(taskRoutes, options);
-  await fastify.register(eventRoutes, { ...options, appToken: options.appToken, counters: new EventCounters() });
+  await fastify.register(eventRoutes, { ...options, counters: new EventCounters() });
   if (options.swap) {
     await fastify.register(swapRoutes, {
       swap: options.swap.store,

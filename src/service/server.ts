@@ -50,7 +50,7 @@ await fastify.register(taskApp, {
   sidecar,
   gate,
   secured: config.apiToken !== undefined,
-  ...(config.appToken === undefined ? {} : { appToken: config.appToken }),
+  appToken: config.appToken,
   components,
 });
 if (config.swapPlanFile !== undefined) watchPlanFile(config.swapPlanFile);

@@ -19,7 +19,7 @@ export interface EventRoutesOptions {
   notifier: Notifier | undefined;
   counters: EventCounters;
   /** Dapr's app token: deliveries without it are not from this pod's sidecar (plugins/sidecar-auth.ts). */
-  appToken: string | undefined;
+  appToken?: string | undefined;
 }
 
 export default function eventRoutes(fastify: FastifyInstance, options: EventRoutesOptions, done: () => void): void {
