@@ -107,3 +107,33 @@ export async function runningContainersOf(namespace: string, podPrefix = ''): Pr
   }
   return ids;
 }
+
+/**
+ * SIGKILLs the running container `container` of each pod of `namespace` whose
+ * name starts with `podPrefix`, through the node's containerd (a crash: no
+ * SIGTERM, no grace); the kubelet then restarts it in the same pod. Returns
+ * how many it killed.
+ */
+export async function killContainers(namespace: string, podPrefix: string, container: string): Promise<number> {
+  const [command = 'ctr', ...base] = chain().ctr;
+  const ctr = (args: string[]) => run(command, [...base, ...args]);
+  const { stdout } = await ctr([
+    'containers',
+    'list',
+    '--quiet',
+    `labels."io.kubernetes.pod.namespace"==${namespace},labels."io.kubernetes.container.name"==${container}`,
+  ]);
+  let killed = 0;
+  for (const id of stdout.split('\n').filter(Boolean)) {
+    const { stdout: info } = await ctr(['containers', 'info', id]);
+    const labels = (JSON.parse(info) as { Labels?: Record<string, string> }).Labels ?? {};
+    if (!(labels['io.kubernetes.pod.name'] ?? '').startsWith(podPrefix)) continue;
+    // Exited incarnations stay listed; only a running task can be killed.
+    const result = await ctr(['tasks', 'kill', '--signal', 'SIGKILL', id]).then(
+      () => true,
+      () => false,
+    );
+    if (result) killed++;
+  }
+  return killed;
+}

@@ -28,6 +28,8 @@ export default function setup(project: TestProject): () => void {
     helmHome,
     ctr: ['docker', 'exec', `${cluster}-control-plane`, 'ctr', '--namespace', 'k8s.io'],
     backendImages: undefined,
+    // Restarting kind's control plane and containerd would go through docker exec: not done here.
+    faultSocket: undefined,
   });
   return () => {
     rmSync(dir, { recursive: true, force: true });

@@ -63,6 +63,14 @@ export function swapPods(
 export interface LoadModel {
   tasks: Map<string, { task: Task; etag: string }>;
   deleted: Set<string>;
+  /**
+   * Tasks whose last write got no answer, or a 5xx: it may or may not have
+   * landed, so the task holds its last acknowledged content or the attempted
+   * change (and, for a delete, may be gone). The client leaves them alone.
+   */
+  unsure: Map<string, { last: Task; attempted: TaskStatus | 'deleted' }>;
+  /** Titles of creates without an answer: such a task may exist. */
+  unsureCreates: Set<string>;
   /** Requests answered with anything but what the API promises for them. */
   failures: string[];
   /** Reads whose answer differed from the model. */
@@ -71,8 +79,34 @@ export interface LoadModel {
 }
 
 export function emptyModel(): LoadModel {
-  return { tasks: new Map(), deleted: new Set(), failures: [], wrongReads: [], requests: 0 };
+  return {
+    tasks: new Map(),
+    deleted: new Set(),
+    unsure: new Map(),
+    unsureCreates: new Set(),
+    failures: [],
+    wrongReads: [],
+    requests: 0,
+  };
 }
+
+/** A request that may get no answer at all (a crash on the way): status 0, and the error as its body. */
+function send(api: JsonClient): JsonClient {
+  return {
+    request: async (...request) => {
+      try {
+        return await api.request(...request);
+      } catch (error) {
+        const cause =
+          error instanceof Error ? (error.cause instanceof Error ? error.cause.message : error.message) : '';
+        return { status: 0, headers: new Headers(), body: `no answer: ${cause}` as never };
+      }
+    },
+  };
+}
+
+/** No answer or a server error: the write may have landed. A 4xx says it did not. */
+const outcomeUnknown = (status: number): boolean => status === 0 || status >= 500;
 
 const STATUSES: TaskStatus[] = ['pending', 'in_progress', 'completed'];
 
@@ -91,9 +125,10 @@ export async function seed(apis: JsonClient[], model: LoadModel, count: number, 
 
 async function create(api: JsonClient, model: LoadModel, title: string): Promise<string | undefined> {
   model.requests++;
-  const response = await api.request<Task>('POST', '/tasks', { title, priority: 1 + (title.length % 5) });
+  const response = await send(api).request<Task>('POST', '/tasks', { title, priority: 1 + (title.length % 5) });
   if (response.status !== 201) {
     model.failures.push(`POST /tasks: ${response.status} ${JSON.stringify(response.body)}`);
+    if (outcomeUnknown(response.status)) model.unsureCreates.add(title);
     return undefined;
   }
   model.tasks.set(response.body.id, { task: response.body, etag: response.headers.get('etag') ?? '(none)' });
@@ -123,10 +158,11 @@ export function runLoad(apis: JsonClient[], model: LoadModel, workers: number, s
           await changeStatus(api, model, pick, STATUSES[step % 3] as TaskStatus);
         } else if (roll === 5) {
           await remove(api, model, pick);
-          mine.splice(mine.indexOf(pick), 1);
         } else {
           await read(api, model, pick);
         }
+        // Deleted, or of unknown state since a write got no answer: left alone from now on.
+        if (pick !== undefined && !model.tasks.has(pick)) mine.splice(mine.indexOf(pick), 1);
       }
     }),
   ).then(() => undefined);
@@ -136,9 +172,10 @@ async function changeStatus(api: JsonClient, model: LoadModel, id: string, statu
   const known = model.tasks.get(id);
   if (!known) return;
   model.requests++;
-  const response = await api.request<Task>('PUT', `/tasks/${id}/status`, { status }, { 'if-match': known.etag });
+  const response = await send(api).request<Task>('PUT', `/tasks/${id}/status`, { status }, { 'if-match': known.etag });
   if (response.status !== 200) {
     model.failures.push(`PUT /tasks/${id}/status: ${response.status} ${JSON.stringify(response.body)}`);
+    if (outcomeUnknown(response.status)) becomeUnsure(model, id, status);
     return;
   }
   model.tasks.set(id, { task: response.body, etag: response.headers.get('etag') ?? '(none)' });
@@ -146,9 +183,10 @@ async function changeStatus(api: JsonClient, model: LoadModel, id: string, statu
 
 async function remove(api: JsonClient, model: LoadModel, id: string): Promise<void> {
   model.requests++;
-  const response = await api.request('DELETE', `/tasks/${id}`);
+  const response = await send(api).request('DELETE', `/tasks/${id}`);
   if (response.status !== 204) {
     model.failures.push(`DELETE /tasks/${id}: ${response.status} ${JSON.stringify(response.body)}`);
+    if (outcomeUnknown(response.status)) becomeUnsure(model, id, 'deleted');
     return;
   }
   model.tasks.delete(id);
@@ -159,7 +197,7 @@ async function read(api: JsonClient, model: LoadModel, id: string): Promise<void
   const known = model.tasks.get(id);
   if (!known) return;
   model.requests++;
-  const response = await api.request<Task>('GET', `/tasks/${id}`);
+  const response = await send(api).request<Task>('GET', `/tasks/${id}`);
   if (response.status !== 200) {
     model.failures.push(`GET /tasks/${id}: ${response.status} ${JSON.stringify(response.body)}`);
     return;
@@ -169,6 +207,13 @@ async function read(api: JsonClient, model: LoadModel, id: string): Promise<void
       `${id}: read ${response.headers.get('etag')} ${JSON.stringify(response.body)}, acknowledged ${known.etag}`,
     );
   }
+}
+
+function becomeUnsure(model: LoadModel, id: string, attempted: TaskStatus | 'deleted'): void {
+  const known = model.tasks.get(id);
+  if (!known) return;
+  model.tasks.delete(id);
+  model.unsure.set(id, { last: known.task, attempted });
 }
 
 /**
@@ -182,7 +227,10 @@ export async function lostOrWrong(
   preexisting: ReadonlySet<string> = new Set(),
 ): Promise<{ problems: string[]; order: string[] }> {
   const problems: string[] = [];
-  const listed = (await allTasks(api, 100)).filter((task) => !preexisting.has(task.id));
+  // A task whose write got no answer is checked below against what it may hold; one whose create got none may be there.
+  const listed = (await allTasks(api, 100)).filter(
+    (task) => !preexisting.has(task.id) && !model.unsure.has(task.id) && !model.unsureCreates.has(task.title),
+  );
   const listedIds = listed.map((task) => task.id);
   const expected = [...model.tasks.keys()].sort();
   if (JSON.stringify([...listedIds].sort()) !== JSON.stringify(expected)) {
@@ -208,6 +256,19 @@ export async function lostOrWrong(
   await eachAtMost(READERS, [...model.deleted], async (id) => {
     const response = await api.request('GET', `/tasks/${id}`);
     if (response.status !== 404) problems.push(`deleted ${id} answers ${response.status}`);
+  });
+  await eachAtMost(READERS, [...model.unsure], async ([id, { last, attempted }]) => {
+    const response = await api.request<Task>('GET', `/tasks/${id}`);
+    const unchanged = response.status === 200 && JSON.stringify(response.body) === JSON.stringify(last);
+    const changed =
+      attempted === 'deleted'
+        ? response.status === 404
+        : response.status === 200 &&
+          JSON.stringify({ ...response.body, updated_at: '' }) ===
+            JSON.stringify({ ...last, status: attempted, updated_at: '' });
+    if (!unchanged && !changed) {
+      problems.push(`${id} (its ${attempted} got no answer): ${response.status} ${JSON.stringify(response.body)}`);
+    }
   });
   return { problems, order: listedIds };
 }

@@ -22,6 +22,7 @@ import {
 import { tmpdir, userInfo } from 'node:os';
 import { join } from 'node:path';
 import { DAPR_NAMESPACE, installCoreDns, installDapr } from './addons.ts';
+import { serveFaults } from './faults.ts';
 import { startControlPlane, type ControlPlane } from './controlplane.ts';
 import { ensureImages, type TestbedImages } from './images.ts';
 import { projectImageNames } from './install.ts';
@@ -46,6 +47,8 @@ export interface RealCluster {
   images: TestbedImages;
   /** Home of the helm that installed Dapr (its cache, config and data). */
   helmHome: string;
+  /** Unix socket where a test asks for one of the cluster's programs to be crashed and restarted (faults.ts). */
+  faultSocket: string;
   /** Seconds each step took; the node's (containerd, images, kubelet) overlaps the control plane's. */
   startupSeconds: Record<'images' | 'controlPlane' | 'node' | 'coreDns' | 'dapr', number>;
   logs(lines?: number): string;
@@ -73,6 +76,11 @@ export interface ChainInfo {
   ctr: string[];
   /** Images for config/backends' Redis and PostgreSQL; undefined: the public ones are pulled. */
   backendImages: { redis: string; postgres: string } | undefined;
+  /**
+   * Where to ask for kube-apiserver, etcd, containerd, … to be SIGKILLed and
+   * restarted (faults.ts); undefined on a cluster this test bed did not start.
+   */
+  faultSocket: string | undefined;
 }
 
 export function chainInfo(cluster: RealCluster): ChainInfo {
@@ -82,6 +90,7 @@ export function chainInfo(cluster: RealCluster): ChainInfo {
     helmHome: cluster.helmHome,
     ctr: [goBinary('containerd', 'ctr'), '--address', cluster.node.containerdSocket, '--namespace', 'k8s.io'],
     backendImages: { redis: cluster.images.redis.name, postgres: cluster.images.postgres.name },
+    faultSocket: cluster.faultSocket,
   };
 }
 
@@ -183,6 +192,8 @@ export async function startRealCluster(options: RealClusterOptions = {}): Promis
     logs = () => describeLogs([...controlPlane.processes, namespace.process, ...node.processes]);
 
     await timed('coreDns', () => installCoreDns(kubeconfig, built.coredns.name));
+    const faults = await serveFaults(join(dir, 'faults.sock'), () => [...controlPlane.processes, ...node.processes]);
+    stoppers.push(() => faults.stop());
     const helmHome = join(dir, 'helm');
     mkdirSync(helmHome, { recursive: true });
     if (options.dapr ?? true) await timed('dapr', () => installDapr(kubeconfig, helmHome, daprImage(built)));
@@ -198,6 +209,7 @@ export async function startRealCluster(options: RealClusterOptions = {}): Promis
       node,
       images: built,
       helmHome,
+      faultSocket: faults.socket,
       startupSeconds: { images: 0, controlPlane: 0, node: 0, coreDns: 0, dapr: 0, ...seconds },
       logs: (lines?: number) => describeLogs([...controlPlane.processes, namespace.process, ...node.processes], lines),
       stop,

@@ -48,16 +48,23 @@ process.once('exit', () => {
 export class ManagedProcess {
   readonly name: string;
   readonly logFile: string;
-  readonly exited: Promise<ExitStatus>;
-  private readonly child: ChildProcess;
+  private readonly options: StartOptions;
   private readonly stopSignal: NodeJS.Signals;
+  private child!: ChildProcess;
+  private exitPromise!: Promise<ExitStatus>;
   private exitStatus: ExitStatus | undefined;
 
   private constructor(options: StartOptions) {
     this.name = options.name;
+    this.options = options;
     this.stopSignal = options.stopSignal ?? 'SIGTERM';
     this.logFile = join(options.logDir, `${options.name}.log`);
     mkdirSync(options.logDir, { recursive: true });
+    this.spawn();
+  }
+
+  private spawn(): void {
+    const options = this.options;
     const logFd = openSync(this.logFile, 'a');
     const setprivArgs = [
       '--pdeathsig',
@@ -68,19 +75,21 @@ export class ManagedProcess {
       options.command,
       ...options.args,
     ];
-    this.child = spawn('setpriv', setprivArgs, {
+    const child = spawn('setpriv', setprivArgs, {
       cwd: options.cwd,
       env: options.env ?? process.env,
       stdio: ['ignore', logFd, logFd],
     });
     closeSync(logFd);
-    this.exited = new Promise((resolve) => {
-      this.child.once('exit', (code, signal) => {
+    this.child = child;
+    this.exitStatus = undefined;
+    this.exitPromise = new Promise((resolve) => {
+      child.once('exit', (code, signal) => {
         this.exitStatus = { code, signal };
         running.delete(this);
         resolve(this.exitStatus);
       });
-      this.child.once('error', (error) => {
+      child.once('error', (error) => {
         this.exitStatus = { code: null, signal: null };
         running.delete(this);
         resolve(this.exitStatus);
@@ -88,6 +97,11 @@ export class ManagedProcess {
       });
     });
     running.add(this);
+  }
+
+  /** Resolves when the process (its current run, after a restart) has exited. */
+  get exited(): Promise<ExitStatus> {
+    return this.exitPromise;
   }
 
   static start(options: StartOptions): ManagedProcess {
@@ -118,6 +132,27 @@ export class ManagedProcess {
     clearTimeout(timer);
   }
 
+  /**
+   * A crash and a restart, as a supervisor (systemd, a kubelet's static pod)
+   * gives one: `signal` goes to the program itself (inside a node's namespace
+   * too, where nsenter is only its parent), then the same command starts again
+   * with the same arguments, ports and data directory. Resolves with the new
+   * PID once it runs.
+   */
+  async restart(signal: NodeJS.Signals = 'SIGKILL'): Promise<number | undefined> {
+    if (this.exitStatus === undefined) {
+      const program = this.options.enter === undefined ? this.child.pid : onlyChild(this.child.pid);
+      if (program !== undefined) process.kill(program, signal);
+      const timer = setTimeout(() => {
+        this.kill('SIGKILL');
+      }, 10_000);
+      await this.exited;
+      clearTimeout(timer);
+    }
+    this.spawn();
+    return this.child.pid;
+  }
+
   /** The last `lines` lines of the process's log. */
   tail(lines = 40): string {
     let text: string;
@@ -127,6 +162,17 @@ export class ManagedProcess {
       return '(no log written)';
     }
     return text.trimEnd().split('\n').slice(-lines).join('\n');
+  }
+}
+
+/** The one child of `pid`: nsenter forks into the PID namespace, and that child (setpriv) execs the program. */
+function onlyChild(pid: number | undefined): number | undefined {
+  if (pid === undefined) return undefined;
+  try {
+    const children = readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean);
+    return children.length === 1 ? Number(children[0]) : pid;
+  } catch {
+    return pid;
   }
 }
 
