@@ -2,7 +2,8 @@
  * The state store dies during a burst of creates and comes back on the same
  * address: requests fail with 503 and Retry-After meanwhile, the service
  * process keeps running and serves again by itself, and afterwards the id
- * index and the task documents in the store agree exactly. Each backend gets
+ * index and the task documents in the store agree exactly; a listing right
+ * after the store is back answers every task or 503, never fewer. Each backend gets
  * a store of its own, so the shared test bed is never disturbed.
  */
 import { join } from 'node:path';
@@ -92,5 +93,26 @@ describe.each(backends)('a state.%s outage during a burst of writes', (backend, 
     expect(stored).toEqual(listed);
     const acknowledged = outcomes.flatMap((outcome) => (outcome.status === 201 && outcome.id ? [outcome.id] : []));
     expect(listed).toEqual(expect.arrayContaining(acknowledged));
+  });
+
+  it('right after the store is back, a listing answers every task or 503, never fewer tasks', async () => {
+    const api = jsonClient(stack.url);
+    const before = (await allTasks(api, 100)).length;
+    // Every pooled connection of daprd's store in use, then the store killed and back before any is retired.
+    await Promise.all(Array.from({ length: 8 }, () => allTasks(api, 100)));
+    await store.kill();
+    await store.restart();
+    const answers: string[] = [];
+    for (let round = 0; round < 10; round++) {
+      answers.push(
+        await allTasks(api, 100).then(
+          (tasks) => String(tasks.length),
+          (error: unknown) => (error instanceof Error ? error.message : String(error)),
+        ),
+      );
+    }
+    console.log(`${backend}: ${before} tasks; listings right after the restart: ${answers.join(' | ')}`);
+    for (const answer of answers) expect([String(before), 'GET /tasks answered 503']).toContain(answer);
+    expect(answers.at(-1)).toBe(String(before));
   });
 });

@@ -130,7 +130,29 @@ export class DaprTaskStore implements TaskStore {
       const key = String(item.key);
       byKey.set(key, { key, value: item.data as unknown, etag: typeof item.etag === 'string' ? item.etag : undefined });
     }
-    return keys.map((key) => byKey.get(key) ?? { key, value: undefined, etag: undefined });
+    const result = keys.map((key) => byKey.get(key) ?? { key, value: undefined, etag: undefined });
+    await this.confirmAbsent(result.find((item) => item.etag === undefined)?.key);
+    return result;
+  }
+
+  /**
+   * Dapr's PostgreSQL store (components-contrib 1.18, state/postgresql v1)
+   * answers a bulk get whose query failed while its rows were read (a pooled
+   * connection to a PostgreSQL that restarted) with every key absent and no
+   * error, never checking the rows' error: right after a restart a listing
+   * showed 0 of 300 tasks four times, once per dead connection. A single get
+   * reports that failure. So the first key a bulk read calls absent is asked
+   * again on its own; present there, the bulk answer was a failure.
+   */
+  private async confirmAbsent(key: string | undefined): Promise<void> {
+    if (key === undefined) return;
+    const value: unknown = await callDapr('state get', () => this.client.state.get(this.storeName, key));
+    if (value !== '' && value !== undefined && value !== null) {
+      throw new ServiceError(
+        'store_unavailable',
+        `state get: the store answered ${key} absent in a bulk read, but it is there`,
+      );
+    }
   }
 
   /** Saves `value` at `key` if it still has `etag`, or only if it does not exist yet (no etag). */
