@@ -4,6 +4,13 @@ import type { FastifyBaseLogger } from 'fastify';
 import type { ListenSettings } from './config.ts';
 import { LOG } from './logging.ts';
 
+/**
+ * Fastify answers 503 to requests arriving on open keep-alive connections once
+ * it closes. By then the pod has left the Service (the preStop pause) and its
+ * sidecar is still up, so such a request is served like any other.
+ */
+export const SERVE_WHILE_CLOSING = { return503OnClosing: false } as const;
+
 /** Seconds in-flight requests get to finish after SIGTERM; Kubernetes' default grace period is 30. */
 const SHUTDOWN_GRACE_MS = 20_000;
 

@@ -11,12 +11,16 @@ import { daprEventPublisher, daprNotifier, daprSecrets, daprSidecar } from './da
 import { readPlanFile } from './schemas/swap.ts';
 import { steadyPlan, SwapStore } from './swap.ts';
 import { LOG, loggerOptions } from './logging.ts';
-import { serve } from './serve.ts';
+import { serve, SERVE_WHILE_CLOSING } from './serve.ts';
 import { openWhenReady, StartupGate } from './startup.ts';
 
 const config = taskServiceConfigFromEnv(process.env);
 // No line per request: at thousands of requests a second that is most of the CPU; failures are logged where handled.
-const fastify = Fastify({ logger: loggerOptions(config.logLevel, 'task-service'), disableRequestLogging: true });
+const fastify = Fastify({
+  logger: loggerOptions(config.logLevel, 'task-service'),
+  disableRequestLogging: true,
+  ...SERVE_WHILE_CLOSING,
+});
 const logger = fastify.log;
 const client = createDaprClient(config.sidecar, logger);
 const gate = new StartupGate();

@@ -24,7 +24,18 @@ import { waitUntil } from '../../testbed/harness/process.ts';
 import type { Task } from '../../src/service/schemas/task.ts';
 import { jsonClient, type JsonClient } from '../support/http.ts';
 import { emptyModel, lostOrWrong, runLoad, seed, type LoadModel } from '../support/swap-load.ts';
-import { apply, chain, createNamespace, k, kTry, killContainers, podFields, podNames } from '../support/cluster.ts';
+import {
+  apply,
+  chain,
+  containerIds,
+  createNamespace,
+  k,
+  kTry,
+  killContainers,
+  podFields,
+  podNames,
+  sigkill,
+} from '../support/cluster.ts';
 
 const namespace = 'e2e-faults';
 const taskPods = 'app.kubernetes.io/instance=tasks,app.kubernetes.io/component=task-service';
@@ -146,8 +157,9 @@ async function underLoad(scenario: string, fault: () => Promise<string>, options
     failed: failures.length,
     lost: problems.length + wrongReads.length,
     seconds: (performance.now() - started) / 1000,
-    detail: [detail, ...(failures[0] ? [`first failure: ${failures[0].slice(0, 120)}`] : [])].join('; '),
+    detail,
   });
+  if (failures.length > 0) console.log(`${scenario}: ${failures.length} failed requests:\n${summarize(failures)}`);
   expect(problems).toEqual([]);
   expect(wrongReads).toEqual([]);
   if (options.failures === 'none') expect(failures).toEqual([]);
@@ -191,8 +203,10 @@ describe('faults on the whole chain under a steady client load', () => {
     await underLoad(
       'operator SIGKILLed mid-reconcile',
       async () => {
+        // The containers are looked up first, so the kill follows the edit by one call to containerd.
+        const operators = await containerIds(OPERATOR_NAMESPACE, 'taskapi-operator-', 'operator');
         await k(['patch', 'taskapi', 'tasks', '-n', namespace, '--type=merge', '-p', '{"spec":{"replicas":3}}']);
-        const killed = await killContainers(OPERATOR_NAMESPACE, 'taskapi-operator-', 'operator');
+        const killed = await sigkill(operators);
         const atKill = await generations();
         expect(killed).toBeGreaterThan(0);
         // Back: observed the edit and rolled it out, 3 pods ready.
@@ -295,6 +309,20 @@ describe('faults on the whole chain under a steady client load', () => {
     await underLoad('PostgreSQL SIGKILLed', () => killBackend('postgresql'));
   });
 });
+
+/** Failures by what they answered (method, status, error code), with a count and one example each. */
+function summarize(failures: string[]): string {
+  const kinds = new Map<string, { count: number; example: string }>();
+  for (const failure of failures) {
+    const kind = failure
+      .replace(/\/tasks\/[0-9a-f-]{36}/, '/tasks/:id')
+      .replace(/^(\S+ \S+ \d+).*?("code":"[^"]+")?.*$/, '$1 $2');
+    const known = kinds.get(kind);
+    if (known) known.count++;
+    else kinds.set(kind, { count: 1, example: failure.slice(0, 240) });
+  }
+  return [...kinds].map(([kind, { count, example }]) => `  ${count} x ${kind}  e.g. ${example}`).join('\n');
+}
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 

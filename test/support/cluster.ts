@@ -76,8 +76,6 @@ const run = promisify(execFile);
 
 /** Container processes (containerd tasks, sandboxes included) running for pods of a namespace, optionally of pods named `podPrefix`…. */
 export async function runningContainersOf(namespace: string, podPrefix = ''): Promise<string[]> {
-  const [command = 'ctr', ...base] = chain().ctr;
-  const ctr = (args: string[]) => run(command, [...base, ...args]);
   const { stdout: containers } = await ctr([
     'containers',
     'list',
@@ -108,32 +106,46 @@ export async function runningContainersOf(namespace: string, podPrefix = ''): Pr
   return ids;
 }
 
-/**
- * SIGKILLs the running container `container` of each pod of `namespace` whose
- * name starts with `podPrefix`, through the node's containerd (a crash: no
- * SIGTERM, no grace); the kubelet then restarts it in the same pod. Returns
- * how many it killed.
- */
-export async function killContainers(namespace: string, podPrefix: string, container: string): Promise<number> {
-  const [command = 'ctr', ...base] = chain().ctr;
-  const ctr = (args: string[]) => run(command, [...base, ...args]);
+/** Ids of the containers named `container` of the pods of `namespace` whose name starts with `podPrefix`. */
+export async function containerIds(namespace: string, podPrefix: string, container: string): Promise<string[]> {
   const { stdout } = await ctr([
     'containers',
     'list',
     '--quiet',
     `labels."io.kubernetes.pod.namespace"==${namespace},labels."io.kubernetes.container.name"==${container}`,
   ]);
-  let killed = 0;
+  const ids: string[] = [];
   for (const id of stdout.split('\n').filter(Boolean)) {
     const { stdout: info } = await ctr(['containers', 'info', id]);
     const labels = (JSON.parse(info) as { Labels?: Record<string, string> }).Labels ?? {};
-    if (!(labels['io.kubernetes.pod.name'] ?? '').startsWith(podPrefix)) continue;
-    // Exited incarnations stay listed; only a running task can be killed.
-    const result = await ctr(['tasks', 'kill', '--signal', 'SIGKILL', id]).then(
-      () => true,
-      () => false,
-    );
-    if (result) killed++;
+    if ((labels['io.kubernetes.pod.name'] ?? '').startsWith(podPrefix)) ids.push(id);
   }
-  return killed;
+  return ids;
+}
+
+/**
+ * SIGKILLs the containers `ids` that run, through the node's containerd (a
+ * crash: no SIGTERM, no grace); the kubelet then restarts each in its pod.
+ * Returns how many it killed (exited incarnations stay listed, and are skipped).
+ */
+export async function sigkill(ids: string[]): Promise<number> {
+  const killed = await Promise.all(
+    ids.map((id) =>
+      ctr(['tasks', 'kill', '--signal', 'SIGKILL', id]).then(
+        () => true,
+        () => false,
+      ),
+    ),
+  );
+  return killed.filter(Boolean).length;
+}
+
+/** SIGKILLs the running container `container` of each pod of `namespace` whose name starts with `podPrefix`. */
+export async function killContainers(namespace: string, podPrefix: string, container: string): Promise<number> {
+  return sigkill(await containerIds(namespace, podPrefix, container));
+}
+
+function ctr(args: string[]): Promise<{ stdout: string }> {
+  const [command = 'ctr', ...base] = chain().ctr;
+  return run(command, [...base, ...args]);
 }

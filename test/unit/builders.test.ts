@@ -62,7 +62,10 @@ describe('desired children of a TaskApi', () => {
       // Only the sidecar reaches the routes daprd calls; only the app reaches the sidecar's API.
       'dapr.io/app-token-secret': 'tasks-dapr-app-token',
       'dapr.io/api-token-secret': 'tasks-dapr-api-token',
+      // A replaced pod's sidecar outlives the app's preStop pause and its in-flight requests.
+      'dapr.io/block-shutdown-duration': '8s',
     });
+    expect(template?.spec?.containers[0]?.lifecycle).toEqual({ preStop: { sleep: { seconds: 3 } } });
     expect(env(deployment)).toEqual({
       APP_PORT: '3000',
       STATE_STORE_NAME: 'tasks-state-redis',
@@ -169,7 +172,7 @@ describe('desired children of a TaskApi', () => {
       'Component/tasks-pubsub': '5a01aa80e3a577ef',
       'Subscription/tasks-task-events': '693ee37352745c3d',
       'ConfigMap/tasks-swap-plan': '11a349113660a5d2',
-      'Deployment/tasks': 'fd58449d21de9bf5',
+      'Deployment/tasks': 'cec255a728ea648b',
       'Service/tasks': '785ad5c280c46e70',
     });
   });

@@ -31,6 +31,18 @@ export const DEFAULT_BUILD_SETTINGS: BuildSettings = {
 
 const HTTP_PORT_NAME = 'http';
 
+/**
+ * A pod being replaced (a rollout, a swap's last step) keeps serving while the
+ * Service stops sending it new connections: Endpoints change asynchronously,
+ * so the app gets SIGTERM only after this pause (a preStop sleep), and then
+ * finishes what is in flight. daprd gets SIGTERM at once (the injector adds
+ * no hook), so it holds its API up for the pause and the in-flight time
+ * (`dapr.io/block-shutdown-duration`): without both, requests still routed to
+ * the old pod were refused, or answered 503 by an app whose sidecar had gone.
+ */
+export const DRAIN_SECONDS = 3;
+const SIDECAR_BLOCK_SHUTDOWN = `${DRAIN_SECONDS + 5}s`;
+
 function resourceRequirements(resources: Resources | undefined): V1ResourceRequirements | undefined {
   if (!resources) return undefined;
   const list = (values: { cpu?: string | number; memory?: string | number } | undefined) =>
@@ -54,6 +66,7 @@ function daprAnnotations(taskApi: TaskApi, appId: string): Record<string, string
     'dapr.io/app-port': String(appPort),
     'dapr.io/app-protocol': 'http',
     'dapr.io/log-level': dapr.logLevel,
+    'dapr.io/block-shutdown-duration': SIDECAR_BLOCK_SHUTDOWN,
     // daprd presents the app token to the app (which refuses the routes only daprd calls without it), and
     // takes calls to its own API only with the API token: no other pod can post events or drive the sidecar.
     'dapr.io/app-token-secret': names.daprAppToken(taskApi),
@@ -115,6 +128,7 @@ function serviceContainer(
     ...(extra.volumeMounts ? { volumeMounts: extra.volumeMounts } : {}),
     readinessProbe: probe('/readyz'),
     livenessProbe: probe('/healthz'),
+    lifecycle: { preStop: { sleep: { seconds: DRAIN_SECONDS } } },
     ...(requirements ? { resources: requirements } : {}),
     securityContext: RESTRICTED_CONTAINER_SECURITY,
   };
