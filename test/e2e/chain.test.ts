@@ -6,15 +6,11 @@
  * criteria, each shown on it.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { parse } from 'yaml';
-import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
 import {
   installBackends,
   installOperatorWithKustomize,
   installSample,
   OPERATOR_NAMESPACE,
-  repoRoot,
   uninstallOperatorWithKustomize,
 } from '../../testbed/harness/install.ts';
 import { portForward as startPortForward, stateBackendPatch, taskApiEvents } from '../../testbed/harness/kubectl.ts';
@@ -33,6 +29,7 @@ import {
   podNames,
   portForward,
   runningContainersOf,
+  sampleTaskApi,
   type PortForward,
 } from '../support/cluster.ts';
 
@@ -315,7 +312,7 @@ describe('the sample TaskApi on the real chain', () => {
 
 describe('several TaskApis, deletion and operator restarts on the real chain', () => {
   it('runs two TaskApis in one namespace that both serve and share no task', async () => {
-    await apply([secondTaskApi()]);
+    await apply([sampleTaskApi('tasks-b', namespace)]);
     await k(['wait', '--for=condition=Ready', 'taskapi/tasks-b', '-n', namespace, '--timeout=180s']);
     const other = await portForward(namespace, 'service/tasks-b', 80);
     try {
@@ -627,16 +624,6 @@ async function summedCounters(): Promise<Map<string, number>> {
     }
   }
   return sums;
-}
-
-/** The sample TaskApi under another name, without the notification service. */
-function secondTaskApi(): object {
-  const sample = parse(readFileSync(join(repoRoot, 'config', 'samples', 'taskapi.yaml'), 'utf8')) as {
-    spec: Record<string, unknown>;
-  };
-  const spec: Record<string, unknown> = { ...sample.spec, replicas: 1 };
-  delete spec['notifications'];
-  return { apiVersion: 'taskapi.dev/v1alpha1', kind: 'TaskApi', metadata: { name: 'tasks-b', namespace }, spec };
 }
 
 /**

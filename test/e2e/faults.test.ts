@@ -34,6 +34,7 @@ import {
   killContainers,
   podFields,
   podNames,
+  sampleTaskApi,
   sigkill,
 } from '../support/cluster.ts';
 
@@ -147,7 +148,11 @@ async function underLoad(scenario: string, fault: () => Promise<string>, options
     await load;
   }
   await k(['wait', '--for=condition=Ready', 'taskapi/tasks', '-n', namespace, '--timeout=180s']);
-  expect((await api.request('GET', '/tasks?limit=1')).status).toBe(200);
+  // Answering again (a client whose kept-alive connection went with a replaced pod opens another).
+  await waitUntil(async () => (await api.request('GET', '/tasks?limit=1')).status === 200, {
+    what: 'the task service to answer',
+    timeoutMs: 30_000,
+  });
   const { problems } = await lostOrWrong(api, model);
   const failures = model.failures.slice(before.failures);
   const wrongReads = model.wrongReads.slice(before.wrongReads);
@@ -199,20 +204,22 @@ describe('faults on the whole chain under a steady client load', () => {
     );
   });
 
-  it('the operator SIGKILLed mid-reconcile', async () => {
+  it('the operator SIGKILLed mid-reconcile: an edit and a new TaskApi, both carried out after the restart', async () => {
     await underLoad(
       'operator SIGKILLed mid-reconcile',
       async () => {
-        // The containers are looked up first, so the kill follows the edit by one call to containerd.
+        // The containers are looked up first, so the kill follows the edits by one call to containerd. A new
+        // TaskApi takes a dozen writes to render: the kill lands in the middle of them.
         const operators = await containerIds(OPERATOR_NAMESPACE, 'taskapi-operator-', 'operator');
         await k(['patch', 'taskapi', 'tasks', '-n', namespace, '--type=merge', '-p', '{"spec":{"replicas":3}}']);
+        await apply([sampleTaskApi('tasks-extra', namespace)]);
         const killed = await sigkill(operators);
-        const atKill = await generations();
+        const atKill = await Promise.all([generations('tasks'), childrenOf('tasks-extra')]);
         expect(killed).toBeGreaterThan(0);
-        // Back: observed the edit and rolled it out, 3 pods ready.
+        // Back: the edit observed and rolled out (3 pods ready), the new TaskApi Ready with every child.
         await waitUntil(
           async () => {
-            const now = await generations();
+            const now = await generations('tasks');
             const ready = await k([
               'get',
               'deployment',
@@ -226,7 +233,13 @@ describe('faults on the whole chain under a steady client load', () => {
           },
           { what: 'the restarted operator to scale the task service to 3', timeoutMs: 120_000 },
         );
-        return `${killed} operator containers killed with generation ${atKill.generation} observed ${atKill.observed}; 3/3 after`;
+        await k(['wait', '--for=condition=Ready', 'taskapi/tasks-extra', '-n', namespace, '--timeout=120s']);
+        const made = await childrenOf('tasks-extra');
+        return (
+          `${killed} operator containers killed with tasks' generation ${atKill[0].generation} observed ` +
+          `${atKill[0].observed || 'not yet'} and ${atKill[1]} of tasks-extra's children made; ` +
+          `after: 3/3, tasks-extra Ready with ${made}`
+        );
       },
       { failures: 'none' },
     );
@@ -326,12 +339,12 @@ function summarize(failures: string[]): string {
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
-async function generations(): Promise<{ generation: string; observed: string }> {
+async function generations(name: string): Promise<{ generation: string; observed: string }> {
   const [generation = '', observed = ''] = (
     await k([
       'get',
       'taskapi',
-      'tasks',
+      name,
       '-n',
       namespace,
       '-o',
@@ -339,6 +352,21 @@ async function generations(): Promise<{ generation: string; observed: string }> 
     ])
   ).split(' ');
   return { generation, observed };
+}
+
+/** How many objects the operator made for TaskApi `name` (labelled with its instance). */
+async function childrenOf(name: string): Promise<number> {
+  const listed = await k([
+    'get',
+    'deployments,services,serviceaccounts,roles,rolebindings,configmaps,secrets,components.dapr.io,subscriptions.dapr.io',
+    '-n',
+    namespace,
+    '-l',
+    `app.kubernetes.io/instance=${name}`,
+    '-o',
+    'name',
+  ]);
+  return listed.split('\n').filter(Boolean).length;
 }
 
 /** Crashes a program of the cluster and waits until kube-apiserver answers /readyz (every check, etcd's too). */

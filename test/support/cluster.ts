@@ -6,7 +6,10 @@
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { inject } from 'vitest';
-import { stringify } from 'yaml';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { parse, stringify } from 'yaml';
+import { repoRoot } from '../../testbed/harness/install.ts';
 import {
   kubectl,
   kubectlOk,
@@ -26,6 +29,16 @@ export const kTry = (args: string[], input?: string) => kubectl(chain().kubeconf
 
 export async function apply(manifests: object[]): Promise<void> {
   await k(['apply', '-f', '-'], manifests.map((manifest) => stringify(manifest)).join('---\n'));
+}
+
+/** The sample TaskApi (config/samples) under another name: one replica, no notification service. */
+export function sampleTaskApi(name: string, namespace: string): object {
+  const sample = parse(readFileSync(join(repoRoot, 'config', 'samples', 'taskapi.yaml'), 'utf8')) as {
+    spec: Record<string, unknown>;
+  };
+  const spec: Record<string, unknown> = { ...sample.spec, replicas: 1 };
+  delete spec['notifications'];
+  return { apiVersion: 'taskapi.dev/v1alpha1', kind: 'TaskApi', metadata: { name, namespace }, spec };
 }
 
 /** A Deployment of `replicas` pods labelled `app: <name>`, with the given pod spec. */

@@ -135,6 +135,8 @@ async function create(api: JsonClient, model: LoadModel, title: string): Promise
   return response.body.id;
 }
 
+let loadRuns = 0;
+
 /**
  * Until `stop` resolves: `workers` clients, each on tasks of its own (so the
  * model knows exactly what a read must answer), creating, changing status
@@ -143,6 +145,8 @@ async function create(api: JsonClient, model: LoadModel, title: string): Promise
 export function runLoad(apis: JsonClient[], model: LoadModel, workers: number, stop: Promise<void>): Promise<void> {
   let stopped = false;
   void stop.then(() => (stopped = true));
+  // Titles unique across runs: a create without an answer is recognised by its title.
+  const run = ++loadRuns;
   const owned: string[][] = Array.from({ length: workers }, () => []);
   [...model.tasks.keys()].forEach((id, index) => owned[index % workers]?.push(id));
   return Promise.all(
@@ -152,7 +156,7 @@ export function runLoad(apis: JsonClient[], model: LoadModel, workers: number, s
         const pick = mine[(step * 7919) % Math.max(1, mine.length)];
         const roll = step % 10;
         if (roll < 2 || pick === undefined) {
-          const id = await create(api, model, `load ${worker}.${step}`);
+          const id = await create(api, model, `load ${run}.${worker}.${step}`);
           if (id) mine.push(id);
         } else if (roll < 5) {
           await changeStatus(api, model, pick, STATUSES[step % 3] as TaskStatus);
@@ -229,7 +233,10 @@ export async function lostOrWrong(
   const problems: string[] = [];
   // A task whose write got no answer is checked below against what it may hold; one whose create got none may be there.
   const listed = (await allTasks(api, 100)).filter(
-    (task) => !preexisting.has(task.id) && !model.unsure.has(task.id) && !model.unsureCreates.has(task.title),
+    (task) =>
+      !preexisting.has(task.id) &&
+      !model.unsure.has(task.id) &&
+      (model.tasks.has(task.id) || !model.unsureCreates.has(task.title)),
   );
   const listedIds = listed.map((task) => task.id);
   const expected = [...model.tasks.keys()].sort();

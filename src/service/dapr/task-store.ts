@@ -52,6 +52,8 @@ export interface StateItem {
 
 /** How often a page write re-reads the page after losing a race for it before giving up with a 503. */
 const PAGE_ATTEMPTS = 8;
+/** Bulk reads of a key its single read finds (created meanwhile, or a failed bulk read) before giving up. */
+const CONFIRM_ATTEMPTS = 3;
 const FIRST_WRITE = {
   concurrency: StateConcurrencyEnum.CONCURRENCY_FIRST_WRITE,
   // The store's default: Redis' "strong" would add a WAIT for replicas on every write.
@@ -118,6 +120,21 @@ export class DaprTaskStore implements TaskStore {
    */
   async read(keys: string[]): Promise<StateItem[]> {
     if (keys.length === 0) return [];
+    for (let attempt = 1; ; attempt++) {
+      const items = await this.readOnce(keys);
+      const absent = items.find((item) => item.etag === undefined)?.key;
+      // A key created between the two reads is there on the second try; a failed bulk read is not.
+      if (!(await this.presentAlone(absent))) return items;
+      if (attempt >= CONFIRM_ATTEMPTS) {
+        throw new ServiceError(
+          'store_unavailable',
+          `state get: the store keeps answering ${String(absent)} absent in a bulk read, but it is there`,
+        );
+      }
+    }
+  }
+
+  private async readOnce(keys: string[]): Promise<StateItem[]> {
     const items = await callDapr('state get', () =>
       this.client.state.getBulk(this.storeName, keys, { parallelism: keys.length }),
     );
@@ -130,9 +147,7 @@ export class DaprTaskStore implements TaskStore {
       const key = String(item.key);
       byKey.set(key, { key, value: item.data as unknown, etag: typeof item.etag === 'string' ? item.etag : undefined });
     }
-    const result = keys.map((key) => byKey.get(key) ?? { key, value: undefined, etag: undefined });
-    await this.confirmAbsent(result.find((item) => item.etag === undefined)?.key);
-    return result;
+    return keys.map((key) => byKey.get(key) ?? { key, value: undefined, etag: undefined });
   }
 
   /**
@@ -140,19 +155,14 @@ export class DaprTaskStore implements TaskStore {
    * answers a bulk get whose query failed while its rows were read (a pooled
    * connection to a PostgreSQL that restarted) with every key absent and no
    * error, never checking the rows' error: right after a restart a listing
-   * showed 0 of 300 tasks four times, once per dead connection. A single get
+   * showed 0 of 79 tasks four times, once per dead connection. A single get
    * reports that failure. So the first key a bulk read calls absent is asked
-   * again on its own; present there, the bulk answer was a failure.
+   * again on its own: whether it is there after all.
    */
-  private async confirmAbsent(key: string | undefined): Promise<void> {
-    if (key === undefined) return;
+  private async presentAlone(key: string | undefined): Promise<boolean> {
+    if (key === undefined) return false;
     const value: unknown = await callDapr('state get', () => this.client.state.get(this.storeName, key));
-    if (value !== '' && value !== undefined && value !== null) {
-      throw new ServiceError(
-        'store_unavailable',
-        `state get: the store answered ${key} absent in a bulk read, but it is there`,
-      );
-    }
+    return value !== '' && value !== undefined && value !== null;
   }
 
   /** Saves `value` at `key` if it still has `etag`, or only if it does not exist yet (no etag). */
