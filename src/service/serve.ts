@@ -1,5 +1,4 @@
 /** Listening and graceful shutdown, shared by both entry points. */
-import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { FastifyInstance } from 'fastify';
 import type { FastifyBaseLogger } from 'fastify';
 import type { ListenSettings } from './config.ts';
@@ -28,7 +27,7 @@ export async function serve(
   // Once stopping, every answer tells its client to close the connection, so clients with a kept-alive
   // connection move to another pod before this one closes the connections left idle.
   // On the server itself: the routes live in plugins registered before, which hooks added now would miss.
-  fastify.server.on('request', (_request: IncomingMessage, response: ServerResponse) => {
+  fastify.server.on('request', (_request, response) => {
     if (stopping) response.setHeader('connection', 'close');
   });
   const stop = async (signal: string): Promise<void> => {

@@ -189,6 +189,27 @@ describe('failures map to statuses a client can act on', () => {
     expect(published).toEqual([]);
   });
 
+  it("tells the client the step and the kind of a store failure, not daprd's words about the store's address", async () => {
+    const store = new ShapeOnlyStore();
+    const daprd = new Error(
+      'failed to connect to `user=postgres database=tasks`: 10.96.87.236:5432 (postgresql.ns.svc)',
+    );
+    store.failWith = new ServiceError(
+      'store_unavailable',
+      `state get: daprd answered 500 ERR_STATE_GET ${daprd.message}`,
+      { cause: daprd },
+    );
+    const service = await serviceWith(store);
+    const response = await service.inject({ method: 'POST', url: '/tasks', payload: { title: 'a' } });
+    expect(response.statusCode).toBe(503);
+    const body = response.json<{ code: string; message: string }>();
+    expect(body.code).toBe('store_unavailable');
+    expect(body.message).toBe(
+      "state get: the state store failed or does not answer; retry shortly (details in the service's log)",
+    );
+    expect(body.message).not.toMatch(/postgres|10\.96|5432/);
+  });
+
   it('503 with Retry-After while starting; 401 without the token when one is set', async () => {
     const starting = await serviceWith(new ShapeOnlyStore(), { open: false });
     const early = await starting.inject({ method: 'GET', url: '/tasks' });
