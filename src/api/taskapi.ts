@@ -129,12 +129,15 @@ export const specSchema = z
           .min(1)
           .max(249)
           .regex(/^[a-zA-Z0-9._-]+$/)
-          .default('tasks')
-          .describe('Topic task events (task.created, task.completed, task.deleted) are published to.'),
+          .optional()
+          .describe(
+            'Topic task events (task.created, task.completed, task.deleted) are published to. Default: ' +
+              "<namespace>.<name>, so TaskApis sharing a Redis never receive one another's events.",
+          ),
         redis: redisSettingsSchema.optional().describe('Redis for pub/sub, when it is not spec.redis.'),
       })
       .strict()
-      .default({ topic: 'tasks' })
+      .default({})
       .describe('Pub/sub for task events; always Redis (streams).'),
     notifications: z
       .object({

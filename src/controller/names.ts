@@ -32,6 +32,9 @@ export type ChildRole =
 export const names = {
   /** The task service's Deployment, Service, ServiceAccount and Dapr app-id. */
   app: (taskApi: TaskApi): string => taskApi.metadata.name,
+  /** The events' topic: spec.pubsub.topic, else one of this TaskApi's own (a shared Redis mixes no two TaskApis' events). */
+  topic: (taskApi: TaskApi): string =>
+    taskApi.spec.pubsub.topic ?? `${taskApi.metadata.namespace}.${taskApi.metadata.name}`,
   stateComponent: (taskApi: TaskApi, backend: StateBackend): string => `${taskApi.metadata.name}-state-${backend}`,
   pubsubComponent: (taskApi: TaskApi): string => `${taskApi.metadata.name}-pubsub`,
   secretStoreComponent: (taskApi: TaskApi): string => `${taskApi.metadata.name}-secrets`,

@@ -89,7 +89,8 @@ describe.each(backends)('a state.%s outage during a burst of writes', (backend, 
     }
 
     const listed = (await allTasks(api, 100)).map((task) => task.id).sort();
-    const stored = (await store.taskIds(stack.taskApi.metadata.name)).sort();
+    const { namespace, name } = stack.taskApi.metadata;
+    const stored = (await store.taskIds(namespace, name)).sort();
     expect(stored).toEqual(listed);
     const acknowledged = outcomes.flatMap((outcome) => (outcome.status === 201 && outcome.id ? [outcome.id] : []));
     expect(listed).toEqual(expect.arrayContaining(acknowledged));

@@ -311,7 +311,7 @@ describe('the sample TaskApi on the real chain', () => {
 });
 
 describe('several TaskApis, deletion and operator restarts on the real chain', () => {
-  it('runs two TaskApis in one namespace that both serve and share no task', async () => {
+  it('runs two TaskApis in one namespace that both serve and share no task and no event', async () => {
     await apply([sampleTaskApi('tasks-b', namespace)]);
     await k(['wait', '--for=condition=Ready', 'taskapi/tasks-b', '-n', namespace, '--timeout=180s']);
     const other = await portForward(namespace, 'service/tasks-b', 80);
@@ -324,6 +324,15 @@ describe('several TaskApis, deletion and operator restarts on the real chain', (
       expect(await idsOf(tasks.url)).not.toContain(inB.id);
       expect(await idsOf(other.url)).toEqual([inB.id]);
       expect((await fetch(`${other.url}/tasks/${inA.id}`)).status).toBe(404);
+      // Nor any event: each publishes to a topic of its own on the one Redis (<namespace>.<name>).
+      const bPods = 'app.kubernetes.io/instance=tasks-b,app.kubernetes.io/component=task-service';
+      await waitUntil(
+        async () =>
+          (await handledEvents(inA.id)).has('task.created') && (await handledEvents(inB.id, bPods)).has('task.created'),
+        { what: "each TaskApi to handle its own task's task.created", timeoutMs: 30_000 },
+      );
+      expect(await handledEvents(inA.id, bPods)).toEqual(new Set());
+      expect(await handledEvents(inB.id)).toEqual(new Set());
     } finally {
       await other.stop();
     }
@@ -597,8 +606,8 @@ function logLines(text: string): Record<string, unknown>[] {
 }
 
 /** Event types the task pods logged as handled for a task. */
-async function handledEvents(taskId: string): Promise<Set<unknown>> {
-  const logs = await k(['logs', '-n', namespace, '-l', taskPods, '-c', 'task-service', '--tail=-1']);
+async function handledEvents(taskId: string, pods = taskPods): Promise<Set<unknown>> {
+  const logs = await k(['logs', '-n', namespace, '-l', pods, '-c', 'task-service', '--tail=-1']);
   return new Set(
     logLines(logs)
       .filter((line) => line.msg === 'task event handled' && line.taskId === taskId)

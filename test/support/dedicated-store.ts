@@ -25,8 +25,8 @@ export interface DedicatedStore {
   stop(): Promise<void>;
   /** This store for its backend, the test bed's for the other. */
   stores: Stores;
-  /** Ids of the task documents the store holds for `appId` (Dapr keys are `<app-id>||task|<id>`). */
-  taskIds(appId: string): Promise<string[]>;
+  /** Ids of the task documents the store holds for the TaskApi (Dapr keys are `<namespace>.<app-id>||task|<id>`). */
+  taskIds(namespace: string, appId: string): Promise<string[]>;
 }
 
 export async function dedicatedRedis(dir: string, testbed: TestbedInfo): Promise<DedicatedStore> {
@@ -41,15 +41,16 @@ export async function dedicatedRedis(dir: string, testbed: TestbedInfo): Promise
       redis = await startRedis(dir, PASSWORD, redis.port, true);
     },
     stop: () => redis.stop(),
-    taskIds: async (appId) => {
+    taskIds: async (namespace, appId) => {
+      const prefix = `${namespace}.${appId}||task|`;
       const { stdout } = await run('redis-cli', [
         ...['-h', redis.host, '-p', String(redis.port), '-a', PASSWORD, '--no-auth-warning'],
-        ...['--scan', '--pattern', `${appId}||task|*`],
+        ...['--scan', '--pattern', `${prefix}*`],
       ]);
       return stdout
         .split('\n')
         .filter(Boolean)
-        .map((key) => key.slice(`${appId}||task|`.length));
+        .map((key) => key.slice(prefix.length));
     },
   };
 }
@@ -73,14 +74,11 @@ export async function dedicatedPostgres(dir: string, testbed: TestbedInfo): Prom
       );
     },
     stop: () => postgres.stop(),
-    taskIds: async (appId) => {
+    taskIds: async (namespace, appId) => {
+      const prefix = `${namespace}.${appId}||task|`;
       const { stdout } = await run(join(postgresBinDir(), 'psql'), [
         postgres.connectionString,
-        ...[
-          '-At',
-          '-c',
-          `SELECT substr(key, ${`${appId}||task|`.length + 1}) FROM state WHERE key LIKE '${appId}||task|%'`,
-        ],
+        ...['-At', '-c', `SELECT substr(key, ${prefix.length + 1}) FROM state WHERE key LIKE '${prefix}%'`],
       ]);
       return stdout.split('\n').filter(Boolean);
     },

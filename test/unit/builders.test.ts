@@ -70,7 +70,8 @@ describe('desired children of a TaskApi', () => {
       APP_PORT: '3000',
       STATE_STORE_NAME: 'tasks-state-redis',
       PUBSUB_NAME: 'tasks-pubsub',
-      PUBSUB_TOPIC: 'tasks',
+      // A topic of its own: TaskApis sharing a Redis get none of each other's events.
+      PUBSUB_TOPIC: 'team-a.tasks',
       SECRET_STORE_NAME: 'tasks-secrets',
       NOTIFICATION_APP_ID: 'notifier',
       STATE_STORE_GENERATION: '0',
@@ -107,9 +108,12 @@ describe('desired children of a TaskApi', () => {
     const postgresql = componentNamed(children, 'tasks-state-postgresql');
     expect(redis.spec.type).toBe('state.redis');
     expect(postgresql.spec.type).toBe('state.postgresql');
+    // Keys carry the namespace: a TaskApi of the same name elsewhere on the same store sees none of them.
     expect(postgresql.spec.metadata).toEqual([
       { name: 'connectionString', secretKeyRef: { name: 'pg-auth', key: 'connectionString' } },
+      { name: 'keyPrefix', value: 'namespace' },
     ]);
+    expect(redis.spec.metadata).toContainEqual({ name: 'keyPrefix', value: 'namespace' });
     for (const component of children.filter((child): child is DaprComponent => child.kind === 'Component')) {
       expect(component.scopes).toEqual(['tasks']);
       const plainSecret = component.spec.metadata.find(
@@ -168,11 +172,11 @@ describe('desired children of a TaskApi', () => {
       'Role/tasks-secret-reader': 'ded4c1a01b691d75',
       'RoleBinding/tasks-secret-reader': 'b0c8386b937b0b0d',
       'Component/tasks-secrets': '22fc5023ca46d4e4',
-      'Component/tasks-state-redis': '2b99751d59b53365',
+      'Component/tasks-state-redis': '755762aaf1b3443f',
       'Component/tasks-pubsub': '5a01aa80e3a577ef',
-      'Subscription/tasks-task-events': '693ee37352745c3d',
+      'Subscription/tasks-task-events': '25959940018a2869',
       'ConfigMap/tasks-swap-plan': '11a349113660a5d2',
-      'Deployment/tasks': 'cec255a728ea648b',
+      'Deployment/tasks': '25982e04933376e2',
       'Service/tasks': '785ad5c280c46e70',
     });
   });

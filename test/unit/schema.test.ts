@@ -10,7 +10,7 @@ describe('the TaskApi spec schema', () => {
       appPort: 3000,
       stateBackend: 'redis',
       redis: { host: 'redis:6379', enableTLS: false },
-      pubsub: { topic: 'tasks' },
+      pubsub: {},
       dapr: { logLevel: 'info', enableApiLogging: false },
     });
   });

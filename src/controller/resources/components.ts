@@ -50,6 +50,13 @@ function redisMetadata(redis: RedisSettings): ComponentMetadataItem[] {
 }
 
 /**
+ * Keys `<namespace>.<app-id>||<key>` instead of Dapr's default `<app-id>||<key>`:
+ * TaskApis of one name in two namespaces, on one Redis or one PostgreSQL
+ * table, would otherwise read and write each other's tasks.
+ */
+const NAMESPACED_KEYS: ComponentMetadataItem = { name: 'keyPrefix', value: 'namespace' };
+
+/**
  * The state store for `backend`, named after it: a swap adds the new backend's
  * Component beside the old one instead of editing the one running pods use.
  * Returns undefined when the spec has no settings for that backend.
@@ -62,12 +69,13 @@ export function buildStateComponent(taskApi: TaskApi, backend: StateBackend): Da
   // swap's new Component reaches every sidecar together) would never have its store. Without it, that
   // sidecar stops and restarts, and loads it then.
   if (backend === 'redis') {
-    return redis && component(taskApi, name, 'state-store', 'state.redis', redisMetadata(redis));
+    return redis && component(taskApi, name, 'state-store', 'state.redis', [...redisMetadata(redis), NAMESPACED_KEYS]);
   }
   if (!postgresql) return undefined;
   return component(taskApi, name, 'state-store', 'state.postgresql', [
     { name: 'connectionString', secretKeyRef: postgresql.connectionStringSecretRef },
     ...(postgresql.tableName ? [{ name: 'tableName', value: postgresql.tableName }] : []),
+    NAMESPACED_KEYS,
   ]);
 }
 

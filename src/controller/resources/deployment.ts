@@ -188,7 +188,7 @@ export function buildTaskDeployment(
     [SERVICE_ENV.stateGeneration]: generation,
     [SERVICE_ENV.swapPlanFile]: `${SWAP_PLAN_DIR}/${SWAP_PLAN_KEY}`,
     [SERVICE_ENV.pubsub]: names.pubsubComponent(taskApi),
-    [SERVICE_ENV.topic]: spec.pubsub.topic,
+    [SERVICE_ENV.topic]: names.topic(taskApi),
     [SERVICE_ENV.secretStore]: names.secretStoreComponent(taskApi),
     ...(spec.notifications ? { [SERVICE_ENV.notificationAppId]: spec.notifications.appId } : {}),
     ...(spec.apiTokenSecretRef

@@ -18,7 +18,7 @@ export function buildSubscription(taskApi: TaskApi): DaprSubscription {
     metadata: ownedMetadata(taskApi, names.subscription(taskApi), 'subscription'),
     spec: {
       pubsubname: names.pubsubComponent(taskApi),
-      topic: taskApi.spec.pubsub.topic,
+      topic: names.topic(taskApi),
       routes: { default: TASK_EVENTS_ROUTE },
     },
     scopes: [names.app(taskApi)],
