@@ -43,7 +43,7 @@ const taskPods = 'app.kubernetes.io/instance=tasks,app.kubernetes.io/component=t
 /** Clients writing throughout, each on tasks of its own. */
 const WORKERS = 3;
 /** Load before the fault and after recovery, so each scenario sees steady traffic on both sides. */
-const STEADY_MS = 1_500;
+const STEADY_MS = 1_000;
 
 let baseUrl = '';
 let api: JsonClient;

@@ -223,7 +223,9 @@ function nodeRecipe(): Recipe {
     id: 'node',
     repositories: ['node'],
     version,
-    inputs: [...debianRootInputs(root), `node ${fileIdentity(nodeBinary)}`, `npm ${NPM_VERSION}`],
+    // By content: the binary is in this checkout's node_modules, whose path and mtimes every clone changes
+    // (a fresh-clone CI run rebuilt this image, and the app's on top of it, each time).
+    inputs: [...debianRootInputs(root), `node ${sha256(readFileSync(nodeBinary))}`, `npm ${NPM_VERSION}`],
     build: async (buildah, name) => {
       const { container, root: dir } = await buildah.fromScratch();
       await assembleDebianRoot(dir, root, [nodeBinary], buildah.scratch);
