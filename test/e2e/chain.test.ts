@@ -427,7 +427,7 @@ describe('a swap of the sample from Redis to PostgreSQL on the real chain', () =
     expect((await lostOrWrong(api, model, earlier)).problems).toEqual([]);
 
     // Then the pods roll onto PostgreSQL alone, and the Redis Component goes.
-    await k(['rollout', 'status', 'deployment/tasks', '-n', namespace, '--timeout=180s']);
+    await rolledOut();
     await waitUntil(
       async () =>
         !(await k(['get', 'components.dapr.io', '-n', namespace, '-o', 'name'])).includes('tasks-state-redis'),
@@ -482,7 +482,7 @@ describe('a swap that survives its operator and a change of mind', () => {
       what: 'PostgreSQL to be the store again',
       timeoutMs: 180_000,
     });
-    await k(['rollout', 'status', 'deployment/tasks', '-n', namespace, '--timeout=180s']);
+    await rolledOut();
     await waitUntil(async () => (await fetch(`${forward.url}/readyz`).catch(() => undefined))?.ok === true, {
       what: 'the port-forward to reach a new pod',
       timeoutMs: 60_000,
@@ -505,6 +505,8 @@ describe('a swap that survives its operator and a change of mind', () => {
 
   // Last: it reads what the whole file made happen.
   it('never shows a Secret value in a log (operator, services, daprd), an Event, or a status', async () => {
+    // Every pod's log is read: none may still be on its way out.
+    await noPodLeaving();
     // Every value the TaskApi's Secrets hold (the sample's Redis password and PostgreSQL connection string,
     // the operator's tokens), and the password inside the connection string.
     const secrets = JSON.parse(await k(['get', 'secrets', '-n', namespace, '-o', 'json'])) as {
@@ -561,6 +563,25 @@ describe('a swap that survives its operator and a change of mind', () => {
     expect(leaks).toEqual([]);
   });
 });
+
+/**
+ * The task Deployment rolled out and its old pods gone: a replaced pod serves
+ * on for a few seconds while it leaves the Service, and a port-forward made
+ * to it (or a log read from it) ends when it goes.
+ */
+async function rolledOut(): Promise<void> {
+  await k(['rollout', 'status', 'deployment/tasks', '-n', namespace, '--timeout=180s']);
+  await noPodLeaving();
+}
+
+async function noPodLeaving(): Promise<void> {
+  await waitUntil(
+    async () =>
+      (await k(['get', 'pods', '-n', namespace, '-o', 'jsonpath={.items[*].metadata.deletionTimestamp}'])).trim() ===
+      '',
+    { what: `the pods of ${namespace} being deleted to go`, timeoutMs: 60_000 },
+  );
+}
 
 /** `kubectl patch` of the sample's spec.stateBackend: the one field edit a swap is. */
 const setBackend = (backend: 'redis' | 'postgresql'): Promise<string> =>
