@@ -9,6 +9,7 @@
  * flight, the appends that arrive meanwhile wait and go in the next write
  * together, so concurrent creates cost one page write per batch, not each.
  */
+import { isDeepStrictEqual } from 'node:util';
 import { StateConcurrencyEnum, StateConsistencyEnum, type DaprClient } from '@dapr/dapr';
 import type { OperationType } from '@dapr/dapr/types/Operation.type.js';
 import { isServiceError, ServiceError } from '../errors.ts';
@@ -276,7 +277,27 @@ export class DaprTaskStore implements TaskStore {
       this.index.append(statusChain(task.status), task.id),
     ]);
     // Insert-only: a new id's document cannot exist yet.
-    await this.write(taskKey(task.id), this.document(task, 1, listed, byStatus), undefined);
+    const document = this.document(task, 1, listed, byStatus);
+    await this.writeOrFindWritten(taskKey(task.id), document, undefined);
+  }
+
+  /**
+   * A conditional write whose refusal may be its own echo: Dapr's Redis client
+   * sends a command again when the connection drops before the answer (a
+   * restart of Redis), and the second copy of a write that had landed fails
+   * its own ETag or insert-only check. Seen in the fault table: a status change
+   * answered 409 although the store held exactly that change. So a refused
+   * write is read back; holding exactly `value`, it was this write.
+   */
+  private async writeOrFindWritten(key: string, value: object, etag: string | undefined): Promise<void> {
+    try {
+      await this.write(key, value, etag);
+    } catch (error) {
+      if (!isServiceError(error, 'etag_mismatch') && !isServiceError(error, 'store_unavailable')) throw error;
+      const [now] = await this.readOnce([key]).catch(() => [undefined]);
+      // Deep, not textual: PostgreSQL's jsonb gives the keys back in an order of its own.
+      if (!isDeepStrictEqual(now?.value, value)) throw error;
+    }
   }
 
   /** Replaces the task if it is at version `etag`; returns the new version. */
@@ -290,7 +311,7 @@ export class DaprTaskStore implements TaskStore {
     const moves = current.task.status !== task.status;
     const byStatus =
       moves && current.listed ? await this.index.append(statusChain(task.status), task.id) : current.byStatus;
-    await this.write(taskKey(task.id), this.document(task, version, current.listed, byStatus), item.etag);
+    await this.writeOrFindWritten(taskKey(task.id), this.document(task, version, current.listed, byStatus), item.etag);
     await this.clearLeftStatus(current, task);
     return version;
   }
