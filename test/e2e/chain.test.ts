@@ -6,13 +6,7 @@
  * criteria, each shown on it.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import {
-  installBackends,
-  installOperatorWithKustomize,
-  installSample,
-  OPERATOR_NAMESPACE,
-  uninstallOperatorWithKustomize,
-} from '../../testbed/harness/install.ts';
+import { OPERATOR_NAMESPACE, uninstallOperatorWithKustomize } from '../../testbed/harness/install.ts';
 import { portForward as startPortForward, stateBackendPatch, taskApiEvents } from '../../testbed/harness/kubectl.ts';
 import { waitUntil } from '../../testbed/harness/process.ts';
 import { jsonClient } from '../support/http.ts';
@@ -21,7 +15,7 @@ import { allTasks } from '../support/task-service-stack.ts';
 import {
   apply,
   chain,
-  createNamespace,
+  installChainWithSample,
   k,
   kTry,
   nodeIn,
@@ -47,14 +41,7 @@ let notifications: PortForward;
 const forwards: PortForward[] = [];
 
 beforeAll(async () => {
-  const { kubeconfig, dir, backendImages } = chain();
-  await installBackends(kubeconfig, dir, backendImages);
-  await installOperatorWithKustomize(kubeconfig);
-  await createNamespace(namespace);
-  // The task pods (their daprd too) must pass the restricted Pod Security Standard, as the operator's do.
-  await k(['label', 'namespace', namespace, 'pod-security.kubernetes.io/enforce=restricted']);
-  await installSample(kubeconfig, namespace);
-  await k(['wait', '--for=condition=Ready', 'taskapi/tasks', '-n', namespace, '--timeout=180s']);
+  await installChainWithSample(namespace);
   tasks = await portForward(namespace, 'service/tasks', 80);
   forwards.push(tasks);
   notifications = await portForward(namespace, 'service/tasks-notifications', 80);

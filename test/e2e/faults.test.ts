@@ -13,9 +13,6 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { crashAndRestart } from '../../testbed/harness/faults.ts';
 import {
   BACKENDS_NAMESPACE,
-  installBackends,
-  installOperatorWithKustomize,
-  installSample,
   OPERATOR_NAMESPACE,
   uninstallOperatorWithKustomize,
 } from '../../testbed/harness/install.ts';
@@ -28,7 +25,7 @@ import {
   apply,
   chain,
   containerIds,
-  createNamespace,
+  installChainWithSample,
   k,
   kTry,
   killContainers,
@@ -60,14 +57,10 @@ interface Row {
 const rows: Row[] = [];
 
 beforeAll(async () => {
-  const { kubeconfig, dir, backendImages, faultSocket } = chain();
-  if (!faultSocket) throw new Error('the fault table needs a cluster this test bed started (ChainInfo.faultSocket)');
-  await installBackends(kubeconfig, dir, backendImages);
-  await installOperatorWithKustomize(kubeconfig);
-  await createNamespace(namespace);
-  await k(['label', 'namespace', namespace, 'pod-security.kubernetes.io/enforce=restricted']);
-  await installSample(kubeconfig, namespace);
-  await k(['wait', '--for=condition=Ready', 'taskapi/tasks', '-n', namespace, '--timeout=180s']);
+  if (!chain().faultSocket) {
+    throw new Error('the fault table needs a cluster this test bed started (ChainInfo.faultSocket)');
+  }
+  await installChainWithSample(namespace);
   // A client outside the cluster: the node's address and a NodePort, served by kube-proxy's rules on the node.
   await apply([
     {

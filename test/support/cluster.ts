@@ -9,7 +9,12 @@ import { inject } from 'vitest';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parse, stringify } from 'yaml';
-import { repoRoot } from '../../testbed/harness/install.ts';
+import {
+  installBackends,
+  installOperatorWithKustomize,
+  installSample,
+  repoRoot,
+} from '../../testbed/harness/install.ts';
 import {
   kubectl,
   kubectlOk,
@@ -29,6 +34,22 @@ export const kTry = (args: string[], input?: string) => kubectl(chain().kubeconf
 
 export async function apply(manifests: object[]): Promise<void> {
   await k(['apply', '-f', '-'], manifests.map((manifest) => stringify(manifest)).join('---\n'));
+}
+
+/**
+ * The whole chain as a user installs it: the dev backends, the operator from
+ * config/default, and the sample TaskApi in `namespace`, which enforces the
+ * restricted Pod Security Standard (task pods and their daprd pass it); waits
+ * until the sample is Ready.
+ */
+export async function installChainWithSample(namespace: string): Promise<void> {
+  const { kubeconfig, dir, backendImages } = chain();
+  await installBackends(kubeconfig, dir, backendImages);
+  await installOperatorWithKustomize(kubeconfig);
+  await createNamespace(namespace);
+  await k(['label', 'namespace', namespace, 'pod-security.kubernetes.io/enforce=restricted']);
+  await installSample(kubeconfig, namespace);
+  await k(['wait', '--for=condition=Ready', 'taskapi/tasks', '-n', namespace, '--timeout=180s']);
 }
 
 /** The sample TaskApi (config/samples) under another name: one replica, no notification service. */

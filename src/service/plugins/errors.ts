@@ -53,7 +53,7 @@ const FAILURE_KINDS: Partial<Record<ErrorCode, string>> = {
   invocation_failed: 'calling the other app failed',
 };
 
-export function clientMessage(error: ServiceError, url: string): string {
+function clientMessage(error: ServiceError, url: string): string {
   const kind = FAILURE_KINDS[error.code];
   if (kind === undefined || error.cause === undefined || url.startsWith(CONTROL_PREFIX)) return error.message;
   const step = error.message.split(':')[0] ?? '';
