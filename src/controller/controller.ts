@@ -14,6 +14,7 @@ import type { KubeClient } from '../kube/client.ts';
 import { CONTROLLER_NAME, type OperatorMetrics } from './metrics.ts';
 import { WorkQueue } from '../kube/queue.ts';
 import { reconcile, TerminalError, type ReconcileContext } from './reconcile.ts';
+import { StaleStatus } from './taskapi-client.ts';
 import type { BuildSettings } from './resources/deployment.ts';
 import { VerifiedPasses } from './verified.ts';
 import { childSnapshot, ownerKey, taskApiSnapshot, type ChildSnapshot, type TaskApiSnapshot } from './snapshot.ts';
@@ -67,7 +68,6 @@ export class Controller {
       owned,
       settings,
       tokens: new TokenSecrets(),
-      swapStatuses: new Map(),
       swapSettings: SWAP_SETTINGS,
       now: () => new Date(),
     };
@@ -139,6 +139,13 @@ export class Controller {
         this.metrics.reconcileTotal.inc({ ...labels, result: 'success' });
       }
     } catch (error) {
+      if (error instanceof StaleStatus) {
+        // The cache had not caught up with the last status write yet: not a failure, it is milliseconds behind.
+        this.metrics.reconcileTotal.inc({ ...labels, result: 'stale' });
+        const retryInMs = Math.round(this.queue.addRateLimited(key));
+        this.logger.debug({ key, retryInMs }, 'read an older status than the stored one; retrying');
+        return;
+      }
       this.metrics.reconcileErrors.inc(labels);
       this.metrics.reconcileTotal.inc({ ...labels, result: 'error' });
       if (error instanceof TerminalError) {

@@ -35,6 +35,11 @@ export function backendOf(taskApi: TaskApi, store: StoreRef): StateBackend {
 const active = (swap: SwapStatus | undefined): swap is SwapStatus =>
   swap !== undefined && swap.phase !== 'Completed' && swap.phase !== 'Blocked';
 
+/** A swap is under way, or the spec names another store than the one that holds the truth (one starts, or waits). */
+export const swapUnderWayOrDue = (taskApi: TaskApi): boolean =>
+  active(taskApi.status?.swap) ||
+  (taskApi.status?.stateBackend !== undefined && taskApi.status.stateBackend !== taskApi.spec.stateBackend);
+
 /** The driver's state, as status recorded it. */
 export function stateOf(taskApi: TaskApi, swap: SwapStatus): SwapState {
   if (swap.phase === 'Blocked' || swap.phase === 'Completed') throw new Error(`no swap under way (${swap.phase})`);

@@ -21,10 +21,10 @@ import { canonicalJson } from '../kube/hash.ts';
 import { appliedFields } from '../kube/managed-fields.ts';
 import type { RawObject } from '../kube/objects.ts';
 import { childSnapshot, type ChildSnapshot, type TaskApiSnapshot } from './snapshot.ts';
-import { applyTaskApiStatus, secretKeys } from './taskapi-client.ts';
+import { applyStatusOnto, readTaskApi, secretKeys, StaleStatus } from './taskapi-client.ts';
 import { computeStatus, type DeploymentState, type PassOutcome } from './status.ts';
 import { preflightKeyOf, renderingOf, type VerifiedChild, type VerifiedPasses } from './verified.ts';
-import { decideSwap, statusOf, SWAP_STEP_INTERVAL_MS } from './migration.ts';
+import { decideSwap, statusOf, SWAP_STEP_INTERVAL_MS, swapUnderWayOrDue } from './migration.ts';
 import type { TokenSecrets } from './control-token.ts';
 import { stepSwap, type SwapSettings } from './swap.ts';
 import { clusterSwapPods } from './swap-pods.ts';
@@ -61,8 +61,6 @@ export interface ReconcileContext {
   verified: VerifiedPasses;
   /** The token each TaskApi's pods accept from the operator during a swap. */
   tokens: TokenSecrets;
-  /** Per TaskApi key, while a swap is under way: the status last written (the cache may lag behind it). */
-  swapStatuses: Map<string, WrittenStatus>;
   swapSettings: SwapSettings;
   now: () => Date;
 }
@@ -81,10 +79,13 @@ export async function reconcile(ctx: ReconcileContext, key: string): Promise<Rec
   // Gone or going: the garbage collector removes the children through their owner references.
   if (!cachedTaskApi || cachedTaskApi.metadata.deletionTimestamp) {
     ctx.verified.delete(key);
-    ctx.swapStatuses.delete(key);
     return {};
   }
-  const taskApi = withLatestSwap(cachedTaskApi, ctx.swapStatuses.get(key));
+  // The cache can lag behind the status the last pass wrote, and a swap steps from its status: while one is
+  // under way or due, the pass reads the TaskApi as stored, so it never steps from a phase it has passed, nor
+  // starts again a swap that has just completed.
+  const taskApi = swapUnderWayOrDue(cachedTaskApi) ? await readTaskApi(ctx.kube, namespace, name) : cachedTaskApi;
+  if (!taskApi || taskApi.metadata.deletionTimestamp) return {};
 
   const running = taskApi.status?.stateBackend;
   const target = taskApi.spec.stateBackend;
@@ -139,7 +140,10 @@ export async function reconcile(ctx: ReconcileContext, key: string): Promise<Rec
     }
   } catch (error) {
     outcome.failure = { reason: 'ApplyFailed', message: error instanceof Error ? error.message : String(error) };
-    await writeStatus(ctx, taskApi, outcome);
+    // Not written when the status moved on meanwhile: the retry reports the failure, if it is one still.
+    await writeStatus(ctx, taskApi, outcome).catch((writeError: unknown) => {
+      if (!(writeError instanceof StaleStatus)) throw writeError;
+    });
     if (isTerminalApiError(error)) throw new TerminalError('ApplyFailed', error.message);
     throw error;
   }
@@ -244,35 +248,12 @@ async function prune(ctx: ReconcileContext, key: string, desired: Manifest[]): P
   );
 }
 
+/** The status this pass computed, written if it changed (onto the status it was computed from: see applyStatusOnto). */
 async function writeStatus(ctx: ReconcileContext, taskApi: TaskApi, outcome: PassOutcome): Promise<void> {
   const status = computeStatus(taskApi, outcome, rfc3339(ctx.now()));
   if (canonicalJson(status) === canonicalJson(taskApi.status ?? {})) return;
-  await applyTaskApiStatus(ctx.kube, taskApi, status);
-  const key = `${taskApi.metadata.namespace}/${taskApi.metadata.name}`;
-  const swap = status.swap;
-  if (swap && swap.phase !== 'Completed' && swap.phase !== 'Blocked') {
-    ctx.swapStatuses.set(key, { uid: taskApi.metadata.uid, status });
-  } else {
-    ctx.swapStatuses.delete(key);
-  }
+  await applyStatusOnto(ctx.kube, taskApi, status);
   recordTransitions(ctx, taskApi, taskApi.status, status, outcome);
-}
-
-/**
- * The TaskApi with the status this operator last wrote, when that is newer
- * than the cache's: the next pass can run before the watch brings the write
- * back, and a swap must never step from an older phase than it reached.
- */
-function withLatestSwap(taskApi: TaskApi, written: WrittenStatus | undefined): TaskApi {
-  if (!written || written.uid !== taskApi.metadata.uid) return taskApi;
-  const seen = taskApi.status?.swap?.revision ?? -1;
-  return (written.status.swap?.revision ?? -1) > seen ? { ...taskApi, status: written.status } : taskApi;
-}
-
-/** The status a pass wrote, kept while a swap is under way. */
-export interface WrittenStatus {
-  uid: string;
-  status: TaskApiStatus;
 }
 
 /** Events for what a person watching `kubectl describe` wants to know: creation, swaps, failures. */

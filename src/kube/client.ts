@@ -338,7 +338,12 @@ export class KubeClient {
   }
 
   /** Writes `status` whole through the status subresource (server-side apply, so omitted fields go away). */
-  async applyStatus(object: ObjectRef, status: unknown): Promise<void> {
+  /**
+   * Applies the status subresource. With `resourceVersion`, only onto that
+   * version of the object: the API server answers 409 (isConflict) when it
+   * changed since, so a status computed from an older copy never lands.
+   */
+  async applyStatus(object: ObjectRef, status: unknown, resourceVersion?: string): Promise<void> {
     const { apiVersion, kind, metadata } = object;
     const { name, namespace } = metadata;
     this.wrote('apply-status', kind);
@@ -347,7 +352,7 @@ export class KubeClient {
       'PATCH',
       resourcePath(this.options.kinds.of(object), namespace, name, 'status'),
       { fieldManager: this.options.fieldManager, force: true },
-      { apiVersion, kind, metadata: { name, namespace }, status },
+      { apiVersion, kind, metadata: { name, namespace, ...(resourceVersion ? { resourceVersion } : {}) }, status },
       APPLY_PATCH,
     );
   }

@@ -11,6 +11,10 @@ import { kubectl, kubectlOk, stateBackendPatch, taskApiEvents } from '../../test
 import { startOperator, type RunningOperator } from '../../testbed/harness/operator.ts';
 import { waitUntil } from '../../testbed/harness/process.ts';
 import type { SwapPlan } from '../../src/api/contract.ts';
+import type { StateBackend, TaskApi } from '../../src/api/resource.ts';
+import type { TaskApiStatus } from '../../src/api/taskapi.ts';
+import { applyStatusOnto, operatorClient, readTaskApi, StaleStatus } from '../../src/controller/taskapi-client.ts';
+import { loadConnection } from '../../src/kube/kubeconfig.ts';
 
 const { kubeconfig, nodeName, dir } = inject('testbed');
 const logDir = join(dir, 'operators');
@@ -644,6 +648,48 @@ describe('leader election', () => {
       await first.stop();
       await second.stop();
     }
+  });
+});
+
+describe('a status computed from an older copy of its TaskApi (a cache behind the last write)', () => {
+  it('lands after an edit of the spec alone, and never over a status written since', async () => {
+    // No operator runs: every status write here is the test's own.
+    await running().stop();
+    const namespace = 'op-stale-status';
+    await createNamespaceWithSecrets(namespace);
+    await k(['apply', '-f', '-'], taskApiManifest('stale', namespace));
+    const kube = operatorClient(await loadConnection({ KUBECONFIG: kubeconfig }));
+    const read = async (): Promise<TaskApi> => {
+      const taskApi = await readTaskApi(kube, namespace, 'stale');
+      if (!taskApi) throw new Error('TaskApi op-stale-status/stale is gone');
+      return taskApi;
+    };
+    const summary = async () =>
+      k(['get', 'taskapi', 'stale', '-n', namespace, '-o', 'jsonpath={.status.stateBackend} {.status.replicaSummary}']);
+    const status = (stateBackend: StateBackend, ready: number): TaskApiStatus => ({
+      stateBackend,
+      replicas: 2,
+      readyReplicas: ready,
+      replicaSummary: `${ready}/2`,
+    });
+    const annotate = async (value: string) =>
+      k(['annotate', '--overwrite', 'taskapi', 'stale', '-n', namespace, `example.com/note=${value}`]);
+
+    const first = await read();
+    await applyStatusOnto(kube, first, status('redis', 1));
+    expect(await summary()).toBe('redis 1/2');
+
+    // Read before that write, as a lagging cache would hand it over: refused, the newer status stays.
+    await annotate('one');
+    await expect(applyStatusOnto(kube, first, status('postgresql', 0))).rejects.toThrow(StaleStatus);
+    expect(await summary()).toBe('redis 1/2');
+
+    // Read after it, with only the metadata changed since: written onto the stored version.
+    const current = await read();
+    await annotate('two');
+    await k(['patch', 'taskapi', 'stale', '-n', namespace, '--type=merge', '-p', '{"spec":{"replicas":3}}']);
+    await applyStatusOnto(kube, current, status('redis', 2));
+    expect(await summary()).toBe('redis 2/2');
   });
 });
 

@@ -8,7 +8,7 @@ import type { StateBackend, TaskApi } from '../../src/api/resource.ts';
 import type { TaskApiStatus } from '../../src/api/taskapi.ts';
 import type { SwapPlan } from '../../src/api/contract.ts';
 import type { Placement } from '../../src/controller/desired.ts';
-import { decideSwap } from '../../src/controller/migration.ts';
+import { decideSwap, swapUnderWayOrDue } from '../../src/controller/migration.ts';
 import { isTerminalApiError } from '../../src/controller/reconcile.ts';
 import { computeStatus, rolledOut, type DeploymentState, type PassOutcome } from '../../src/controller/status.ts';
 import { preflightKeyOf, renderingOf, VerifiedPasses, type VerifiedPass } from '../../src/controller/verified.ts';
@@ -112,6 +112,31 @@ const conditionsOf = (status: TaskApiStatus) =>
       `${c.status} ${c.reason} @${c.lastTransitionTime} gen${c.observedGeneration}`,
     ]),
   );
+
+describe('which passes read the TaskApi as stored rather than from the cache', () => {
+  const at = (stateBackend: StateBackend, running?: StateBackend, phase?: string): TaskApi => ({
+    ...taskApiFixture({ stateBackend }),
+    ...(running
+      ? {
+          status: {
+            stateBackend: running,
+            ...(phase ? { swap: { from: running, to: stateBackend, phase } } : {}),
+          } as TaskApiStatus,
+        }
+      : {}),
+  });
+  it.each<[string, TaskApi, boolean]>([
+    ['a new TaskApi', at('redis'), false],
+    ['steady', at('redis', 'redis'), false],
+    ['steady after a swap completed', at('redis', 'redis', 'Completed'), false],
+    ['a new target: a swap is due', at('postgresql', 'redis', 'Completed'), true],
+    ['a swap under way', at('postgresql', 'redis', 'Backfill'), true],
+    ['a swap edited back while under way', at('redis', 'redis', 'Verify'), true],
+    ['blocked on a missing Secret', at('postgresql', 'redis', 'Blocked'), true],
+  ])('%s', (_label, taskApi, live) => {
+    expect(swapUnderWayOrDue(taskApi)).toBe(live);
+  });
+});
 
 describe('rollout judgement', () => {
   it.each<[string, DeploymentState | undefined, boolean]>([
