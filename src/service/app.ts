@@ -6,9 +6,10 @@
 import type { FastifyInstance } from 'fastify';
 import { EventCounters } from './event-counters.ts';
 import apiBase from './plugins/base.ts';
-import type { EventPublisher, Notifier, Sidecar, TaskStore } from './ports.ts';
+import type { DueReminders, EventPublisher, Notifier, Sidecar, TaskStore } from './ports.ts';
 import eventRoutes from './routes/events.ts';
 import healthRoutes from './routes/health.ts';
+import jobRoutes from './routes/jobs.ts';
 import swapRoutes from './routes/swap.ts';
 import taskRoutes from './routes/tasks.ts';
 import type { StartupGate } from './startup.ts';
@@ -17,6 +18,8 @@ import type { SwapStore } from './swap.ts';
 export interface TaskAppOptions {
   store: TaskStore;
   events: EventPublisher;
+  /** Due dates' reminders, on Dapr's Jobs API; they fire at the job route. */
+  reminders: DueReminders;
   notifier: Notifier | undefined;
   sidecar: Sidecar;
   gate: StartupGate;
@@ -33,11 +36,13 @@ export interface TaskAppOptions {
 export default async function taskApp(fastify: FastifyInstance, options: TaskAppOptions): Promise<void> {
   await fastify.register(apiBase, {
     title: 'Task service',
-    description: 'Tasks on a Dapr state store; task.created, task.completed and task.deleted published on pub/sub.',
+    description:
+      'Tasks on a Dapr state store; task.created, task.completed, task.deleted and task.due (a due date reached) published on pub/sub.',
   });
   await fastify.register(healthRoutes, options);
   await fastify.register(taskRoutes, options);
   await fastify.register(eventRoutes, { ...options, counters: new EventCounters() });
+  await fastify.register(jobRoutes, options);
   if (options.swap) {
     await fastify.register(swapRoutes, {
       swap: options.swap.store,

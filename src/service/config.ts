@@ -30,6 +30,7 @@ const taskServiceEnvSchema = z
     [SERVICE_ENV.appToken]: appToken,
     // Set by Dapr's sidecar injector (and by the test harness in standalone mode).
     DAPR_HTTP_PORT: port(3500),
+    DAPR_GRPC_PORT: port(50001),
     DAPR_HOST: z.string().default('127.0.0.1'),
     APP_ID: z.string().optional(),
     HOST: z.string().default('0.0.0.0'),
@@ -47,6 +48,8 @@ const taskServiceEnvSchema = z
 export interface SidecarAddress {
   host: string;
   httpPort: number;
+  /** daprd's gRPC API: the Jobs API is there only (src/service/dapr/jobs.ts). */
+  grpcPort: number;
 }
 
 export interface ListenSettings {
@@ -92,7 +95,7 @@ export function taskServiceConfigFromEnv(env: NodeJS.ProcessEnv): TaskServiceCon
     port: e[SERVICE_ENV.appPort],
     host: e.HOST,
     logLevel: e.LOG_LEVEL,
-    sidecar: { host: e.DAPR_HOST, httpPort: e.DAPR_HTTP_PORT },
+    sidecar: { host: e.DAPR_HOST, httpPort: e.DAPR_HTTP_PORT, grpcPort: e.DAPR_GRPC_PORT },
     stateStore: e[SERVICE_ENV.stateStore],
     stateGeneration: e[SERVICE_ENV.stateGeneration],
     pubsub: e[SERVICE_ENV.pubsub],

@@ -19,6 +19,8 @@ export const ERROR_STATUS = {
   sidecar_unavailable: 503,
   /** The sidecar answers but the state store behind it does not. */
   store_unavailable: 503,
+  /** The sidecar answers but Dapr's scheduler (the Jobs API, for due dates) does not. */
+  scheduler_unavailable: 503,
   /** A create or delete lost the race for its index bucket too many times in a row. */
   index_contention: 503,
   /** Startup has not finished: the sidecar, its components or the API token are not there yet. */

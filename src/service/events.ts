@@ -1,5 +1,5 @@
 /** Building task events and deciding what a delivered one asks of the service. Pure. */
-import type { TaskEventType } from './schemas/event.ts';
+import type { NotificationReason, TaskEventType } from './schemas/event.ts';
 import { deliveredEventSchema, taskEventSchema } from './schemas/event.ts';
 import type { Task } from './schemas/task.ts';
 
@@ -26,8 +26,8 @@ export function taskEvent(type: TaskEventType, task: Task, source: string, id: s
 }
 
 export type DeliveredEvent =
-  /** A task event; `notify` when it completed a task, which the notification service must hear of. */
-  | { action: 'handle'; id: string; type: TaskEventType; task: Task; notify: boolean }
+  /** A task event; `notify` with why, when the notification service must hear of it (completed, or fell due). */
+  | { action: 'handle'; id: string; type: TaskEventType; task: Task; notify: NotificationReason | undefined }
   /** Not a task event this service understands; redelivering it would not help. `type` as delivered, if any. */
   | { action: 'drop'; reason: string; type?: string };
 
@@ -39,5 +39,6 @@ export function classifyDelivery(body: unknown): DeliveredEvent {
     return { action: 'drop', reason: `not a task event: ${envelope.data.type}`, type: envelope.data.type };
   }
   const { id, type, data } = event.data;
-  return { action: 'handle', id, type, task: data, notify: type === 'task.completed' };
+  const notify = type === 'task.completed' ? 'completed' : type === 'task.due' ? 'due' : undefined;
+  return { action: 'handle', id, type, task: data, notify };
 }

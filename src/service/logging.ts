@@ -16,6 +16,10 @@ export const LOG = {
   notificationSent: 'notification sent',
   notificationRecorded: 'notification recorded',
   startupFailed: 'service failed to start',
+  reminderCancelFailed: 'due-date reminder not cancelled; it will find nothing to announce',
+  reminderUndoFailed: 'due-date reminder not moved back after a failed write; it fires at the later time',
+  reminderFired: 'due-date reminder fired',
+  reminderSkipped: 'due-date reminder fired for nothing to announce',
 } as const;
 
 export function loggerOptions(level: string, service: string): LoggerOptions {

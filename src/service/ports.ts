@@ -3,7 +3,7 @@
  * building block. The Dapr adapters in dapr/ are the only implementations;
  * every method throws a ServiceError on failure, never returns one.
  */
-import type { TaskEventType } from './schemas/event.ts';
+import type { NotificationReason, TaskEventType } from './schemas/event.ts';
 import type { ListQuery, Task, TaskPage } from './schemas/task.ts';
 
 export interface StoredTask {
@@ -24,11 +24,21 @@ export interface TaskStore {
 }
 
 export interface EventPublisher {
-  publish(type: TaskEventType, task: Task): Promise<void>;
+  /** `id`: the CloudEvent's, when a repeat must carry the same one (a due date announced again); random otherwise. */
+  publish(type: TaskEventType, task: Task, id?: string): Promise<void>;
 }
 
 export interface Notifier {
-  notify(eventId: string, task: Task): Promise<void>;
+  notify(eventId: string, task: Task, reason: NotificationReason): Promise<void>;
+}
+
+/** One reminder per task with a due date, kept outside this process (Dapr's Jobs API). */
+export interface DueReminders {
+  /** Schedules task `id`'s reminder at `dueAt` (RFC 3339), moving the one it had. */
+  schedule(id: string, dueAt: string): Promise<void>;
+  /** Cancels task `id`'s reminder; nothing when it has none. */
+  cancel(id: string): Promise<void>;
+  stop(): Promise<void>;
 }
 
 export interface Secrets {

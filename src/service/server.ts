@@ -7,6 +7,7 @@ import Fastify from 'fastify';
 import taskApp from './app.ts';
 import { taskServiceConfigFromEnv } from './config.ts';
 import { createDaprClient } from './dapr/client.ts';
+import { daprDueReminders } from './dapr/jobs.ts';
 import { daprEventPublisher, daprNotifier, daprSecrets, daprSidecar } from './dapr/messaging.ts';
 import { readPlanFile } from './schemas/swap.ts';
 import { steadyPlan, SwapStore } from './swap.ts';
@@ -31,6 +32,7 @@ const initialPlan =
   (config.swapPlanFile === undefined ? undefined : readPlanFile(config.swapPlanFile)) ??
   steadyPlan(config.stateStore, config.stateGeneration);
 const store = new SwapStore(client, initialPlan, logger);
+const reminders = daprDueReminders(config.sidecar, logger);
 const components = [
   config.stateStore,
   config.pubsub,
@@ -50,6 +52,7 @@ await fastify.register(taskApp, {
   store,
   swap: { store, controlToken: config.controlToken },
   events: daprEventPublisher(client, config.pubsub, config.topic, config.eventSource),
+  reminders,
   notifier: config.notificationAppId === undefined ? undefined : daprNotifier(client, config.notificationAppId),
   sidecar,
   gate,
@@ -60,7 +63,7 @@ await fastify.register(taskApp, {
 if (config.swapPlanFile !== undefined) watchPlanFile(config.swapPlanFile);
 await serve(fastify, config, logger, async () => {
   store.stop();
-  await client.stop();
+  await Promise.all([client.stop(), reminders.stop()]);
 });
 openWhenReady(gate, { sidecar, secrets, components, apiToken: config.apiToken }, logger).catch((error: unknown) => {
   logger.fatal({ err: error }, LOG.startupFailed);

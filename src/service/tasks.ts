@@ -1,5 +1,5 @@
 /** Pure task logic: ids, creation and status changes. No clock or randomness of its own. */
-import type { CreateTask, Task, TaskStatus } from './schemas/task.ts';
+import type { CreateTask, Task, TaskStatus, UpdateTask } from './schemas/task.ts';
 
 /**
  * A UUIDv7 (RFC 9562): 48 bits of Unix milliseconds, then random bits. Ids sort
@@ -72,7 +72,58 @@ function uuidV7Of(ms: number, random: bigint): string {
 
 export function newTask(input: CreateTask, id: string, now: Date): Task {
   const timestamp = now.toISOString();
-  return { id, ...input, created_at: timestamp, updated_at: timestamp };
+  const { due_at: dueAt, ...fields } = input;
+  return {
+    id,
+    ...fields,
+    created_at: timestamp,
+    updated_at: timestamp,
+    ...(dueAt === undefined ? {} : { due_at: storedDueAt(dueAt) }),
+  };
+}
+
+/** A due date as stored: the same instant in UTC, as toISOString writes it, so copies compare as text. */
+export const storedDueAt = (value: string): string => new Date(value).toISOString();
+
+/** Why a due date (its form already checked) is refused: it is not in the future. */
+export function dueAtProblem(value: string, now: Date): string | undefined {
+  return new Date(value).getTime() <= now.getTime()
+    ? `due_at: must be in the future (it is ${now.toISOString()} now)`
+    : undefined;
+}
+
+/** The task with `update`'s fields changed; a due_at of null removes the due date. */
+export function withChanges(task: Task, update: UpdateTask, now: Date): Task {
+  const next: Task = { ...task, updated_at: now.toISOString() };
+  if (update.title !== undefined) next.title = update.title;
+  if (update.description !== undefined) next.description = update.description;
+  if (update.priority !== undefined) next.priority = update.priority;
+  if (update.due_at === null) delete next.due_at;
+  else if (update.due_at !== undefined) next.due_at = storedDueAt(update.due_at);
+  return next;
+}
+
+/** The due date a task's reminder should fire at: a task not completed, due in the future. */
+export function reminderAt(task: Task | undefined, now: Date): string | undefined {
+  if (task?.due_at === undefined || task.status === 'completed') return undefined;
+  return new Date(task.due_at).getTime() > now.getTime() ? task.due_at : undefined;
+}
+
+/**
+ * What a write does to the task's reminder: `schedule` at the new due date
+ * (before the write, so no stored due date lacks one), `cancel` (after it: a
+ * reminder outliving its due date finds nothing to announce), or nothing.
+ */
+export function reminderChange(
+  before: Task | undefined,
+  after: Task | undefined,
+  now: Date,
+): { schedule: string } | 'cancel' | undefined {
+  const had = reminderAt(before, now);
+  const wanted = reminderAt(after, now);
+  if (wanted !== undefined && wanted !== had) return { schedule: wanted };
+  if (wanted === undefined && had !== undefined) return 'cancel';
+  return undefined;
 }
 
 export function withStatus(task: Task, status: TaskStatus, now: Date): Task {

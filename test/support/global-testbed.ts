@@ -17,12 +17,13 @@ export default async function setup(project: TestProject): Promise<() => Promise
   // Tests run the operator as it ships: compiled.
   compileSources();
   const started = performance.now();
-  const testbed = await startTestbed();
-  const { controlPlane, redis, postgres } = testbed.startupSeconds;
+  // TESTBED_KEEP=1 keeps the folder (every log) after the run, to read what a failing test left.
+  const testbed = await startTestbed({ keepDir: process.env['TESTBED_KEEP'] === '1' });
+  const { controlPlane, redis, postgres, scheduler } = testbed.startupSeconds;
   console.log(
     `[testbed] up in ${((performance.now() - started) / 1000).toFixed(1)}s ` +
       `(control plane ${controlPlane.toFixed(1)}s, redis-server ${redis.toFixed(1)}s, ` +
-      `PostgreSQL ${postgres.toFixed(1)}s) in ${testbed.dir}`,
+      `PostgreSQL ${postgres.toFixed(1)}s, Dapr scheduler ${scheduler.toFixed(1)}s) in ${testbed.dir}`,
   );
   project.provide('testbed', testbedInfo(testbed));
   return () => testbed.stop();

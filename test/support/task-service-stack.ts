@@ -42,6 +42,8 @@ export interface Stores {
 export interface StackOptions {
   /** TaskApi name: the app-id, namespace suffix and topic prefix, so stacks never share events or keys. */
   name: string;
+  /** Dapr's scheduler for the Jobs API (due dates): the test bed's unless a test restarts one of its own. */
+  schedulerAddress?: string;
   backend: StateBackend;
   stores: Stores;
   apiToken?: string;
@@ -139,17 +141,24 @@ interface AppSpec {
   port: number;
   dir: string;
   namespace: string;
+  schedulerAddress: string;
 }
 
 /** daprd first (its ports go in the app's env, as the injector does), then the app, then wait for /readyz. */
 async function startApp(spec: AppSpec): Promise<RunningApp> {
-  mkdirSync(spec.dir, { recursive: true });
-  writeFileSync(join(spec.dir, 'resources.yaml'), spec.resources.map((manifest) => stringify(manifest)).join('---\n'));
+  // A folder of their own: daprd reads every file in it, and would take the logs beside them for manifests.
+  const resourcesPath = join(spec.dir, 'resources');
+  mkdirSync(resourcesPath, { recursive: true });
+  writeFileSync(
+    join(resourcesPath, 'resources.yaml'),
+    spec.resources.map((manifest) => stringify(manifest)).join('---\n'),
+  );
   const daprd = await startDaprd({
     appId: spec.appId,
-    resourcesPath: spec.dir,
+    resourcesPath,
     logDir: spec.dir,
     appPort: spec.port,
+    schedulerAddress: spec.schedulerAddress,
     env: {
       NAMESPACE: spec.namespace,
       [SERVICE_ENV.appToken]: spec.daprTokens.app,
@@ -169,6 +178,7 @@ async function startAppProcess(spec: AppSpec, daprd: Daprd): Promise<RunningApp>
     env: containerEnv(spec.deployment, {
       [SERVICE_ENV.appPort]: String(spec.port),
       DAPR_HTTP_PORT: String(daprd.httpPort),
+      DAPR_GRPC_PORT: String(daprd.grpcPort),
       APP_ID: spec.appId,
       HOST: '127.0.0.1',
       [SERVICE_ENV.appToken]: spec.daprTokens.app,
@@ -207,6 +217,7 @@ export async function startTaskServiceStack(testbed: TestbedInfo, options: Stack
   );
   const dir = join(testbed.dir, 'dapr', options.name);
   const daprTokens = { app: randomBytes(24).toString('hex'), api: randomBytes(24).toString('hex') };
+  const schedulerAddress = options.schedulerAddress ?? testbed.scheduler.address;
   const started: RunningApp[] = [];
   const stop = async (): Promise<void> => {
     for (const app of started.reverse()) {
@@ -226,6 +237,7 @@ export async function startTaskServiceStack(testbed: TestbedInfo, options: Stack
         dir: join(dir, 'notifications'),
         namespace,
         daprTokens,
+        schedulerAddress,
       }));
     if (notifications) started.push(notifications);
     const backends: StateBackend[] = options.swap ? ['redis', 'postgresql'] : [options.backend];
@@ -240,6 +252,7 @@ export async function startTaskServiceStack(testbed: TestbedInfo, options: Stack
         dir: join(dir, replica === 0 ? 'service' : `service-${replica}`),
         namespace,
         daprTokens,
+        schedulerAddress,
         ...(options.swap ? { env: { [SERVICE_ENV.controlToken]: options.swap.controlToken } } : {}),
       };
       const service = await startApp(spec);

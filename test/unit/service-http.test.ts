@@ -9,7 +9,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import taskApp from '../../src/service/app.ts';
 import notificationApp, { RECEIVED_WINDOW } from '../../src/service/notification-app.ts';
 import { ServiceError } from '../../src/service/errors.ts';
-import type { EventPublisher, Sidecar, StoredTask, TaskStore } from '../../src/service/ports.ts';
+import type { DueReminders, EventPublisher, Sidecar, StoredTask, TaskStore } from '../../src/service/ports.ts';
 import type { ListQuery, Task, TaskPage } from '../../src/service/schemas/task.ts';
 import { StartupGate } from '../../src/service/startup.ts';
 
@@ -61,6 +61,12 @@ const events: EventPublisher = {
   },
 };
 const sidecar: Sidecar = { loadedComponents: () => Promise.resolve(['state', 'pubsub']) };
+/** Reminders are Dapr jobs, tested on daprd with the scheduler (test/dapr/due-dates.test.ts): nothing here. */
+const reminders: DueReminders = {
+  schedule: () => Promise.resolve(),
+  cancel: () => Promise.resolve(),
+  stop: () => Promise.resolve(),
+};
 
 let app: FastifyInstance | undefined;
 afterEach(async () => {
@@ -76,6 +82,7 @@ async function serviceWith(store: TaskStore, { open = true, token }: { open?: bo
   await app.register(taskApp, {
     store,
     events,
+    reminders,
     notifier: undefined,
     sidecar,
     gate,
@@ -94,6 +101,14 @@ describe('the task API answers bad requests with the field at fault', () => {
     ['a priority out of 1-5', { title: 'ok', priority: 9 }, 'priority', /priority/],
     ['an unknown status', { title: 'ok', status: 'done' }, 'status', /status/],
     ['a field the model does not have', { title: 'ok', owner: 'me' }, 'owner', /owner/],
+    ['a due date that is not RFC 3339', { title: 'ok', due_at: 'tomorrow' }, 'due_at', /due_at/],
+    ['a due date without a time zone', { title: 'ok', due_at: '2030-01-01T10:00:00' }, 'due_at', /due_at/],
+    [
+      'a due date in the past',
+      { title: 'ok', due_at: '2020-01-01T10:00:00Z' },
+      'due_at',
+      /due_at: must be in the future/,
+    ],
   ])('POST /tasks with %s: 400 naming %s', async (_what, body, field, message) => {
     const service = await serviceWith(new ShapeOnlyStore());
     const response = await service.inject({ method: 'POST', url: '/tasks', payload: body });
@@ -231,7 +246,7 @@ describe('failures map to statuses a client can act on', () => {
 });
 
 describe('the OpenAPI document', () => {
-  it('describes every task route with its request and error shapes, and hides the probes and the event route', async () => {
+  it('describes every task route with its request and error shapes, and hides the probes, the event route and the job route', async () => {
     const service = await serviceWith(new ShapeOnlyStore());
     const document = (await service.inject({ method: 'GET', url: '/openapi.json' })).json<{
       openapi: string;
@@ -240,7 +255,7 @@ describe('the OpenAPI document', () => {
     expect(document.openapi).toMatch(/^3\./);
     expect(Object.keys(document.paths).sort()).toEqual(['/tasks', '/tasks/{id}', '/tasks/{id}/status']);
     expect(Object.keys(document.paths['/tasks'] ?? {}).sort()).toEqual(['get', 'post']);
-    expect(Object.keys(document.paths['/tasks/{id}'] ?? {}).sort()).toEqual(['delete', 'get']);
+    expect(Object.keys(document.paths['/tasks/{id}'] ?? {}).sort()).toEqual(['delete', 'get', 'patch']);
     expect(document.paths['/tasks']?.['post']?.requestBody).toBeDefined();
     expect(Object.keys(document.paths['/tasks/{id}/status']?.['put']?.responses ?? {})).toEqual(
       expect.arrayContaining(['200', '400', '404', '409', '503']),
@@ -261,7 +276,7 @@ describe('the OpenAPI document declares what the running configuration enforces'
       ),
     );
   };
-  const writes = ['POST /tasks', 'PUT /tasks/{id}/status', 'DELETE /tasks/{id}'];
+  const writes = ['POST /tasks', 'PUT /tasks/{id}/status', 'PATCH /tasks/{id}', 'DELETE /tasks/{id}'];
 
   it('without a token: no operation asks for one or answers 401', async () => {
     for (const [name, operation] of Object.entries(await operations())) {
@@ -282,7 +297,7 @@ describe('the OpenAPI document declares what the running configuration enforces'
 describe('a method a path does not have', () => {
   it.each([
     ['PATCH', '/tasks', 'GET, HEAD, POST'],
-    ['POST', '/tasks/01a23000-0000-7000-8000-000000000000', 'DELETE, GET, HEAD'],
+    ['POST', '/tasks/01a23000-0000-7000-8000-000000000000', 'DELETE, GET, HEAD, PATCH'],
     ['GET', '/tasks/01a23000-0000-7000-8000-000000000000/status', 'PUT'],
   ])('%s %s: 405 with Allow: %s', async (method, url, allow) => {
     const service = await serviceWith(new ShapeOnlyStore());

@@ -19,7 +19,16 @@ import {
   statusChain,
   taskKey,
 } from '../../src/service/task-index.ts';
-import { completes, MonotonicIds, newTask, uuidV7, withStatus } from '../../src/service/tasks.ts';
+import {
+  completes,
+  dueAtProblem,
+  MonotonicIds,
+  newTask,
+  reminderChange,
+  uuidV7,
+  withChanges,
+  withStatus,
+} from '../../src/service/tasks.ts';
 
 const random = (seed: number): Uint8Array => Uint8Array.from({ length: 10 }, (_, i) => (seed * 31 + i * 17) % 256);
 const task: Task = newTask(
@@ -163,13 +172,60 @@ describe('task changes', () => {
   });
 });
 
+describe('due dates', () => {
+  const now = new Date('2027-03-01T12:00:00.000Z');
+  const at = (due: string | undefined, status: Task['status'] = 'pending'): Task => {
+    const changed: Task = { ...task, status };
+    delete changed.due_at;
+    return due === undefined ? changed : { ...changed, due_at: due };
+  };
+  const soon = '2027-03-01T12:05:00.000Z';
+  const later = '2027-03-02T09:00:00.000Z';
+  const past = '2027-03-01T11:00:00.000Z';
+
+  it('stores the instant in UTC, and changes only the fields an update names', () => {
+    const created = newTask(createTaskSchema.parse({ title: 'x', due_at: '2027-03-01T14:05:00+02:00' }), task.id, now);
+    expect(created.due_at).toBe(soon);
+    const renamed = withChanges(created, { title: 'y' }, now);
+    expect(renamed).toMatchObject({ title: 'y', due_at: soon, priority: created.priority });
+    expect(withChanges(created, { due_at: null }, now)).not.toHaveProperty('due_at');
+    expect(withChanges(created, { due_at: '2027-03-02T10:00:00+01:00' }, now).due_at).toBe(later);
+  });
+
+  it('refuses a due date that is not in the future', () => {
+    expect(dueAtProblem(soon, now)).toBeUndefined();
+    expect(dueAtProblem(now.toISOString(), now)).toMatch(/^due_at: must be in the future/);
+    expect(dueAtProblem(past, now)).toMatch(/^due_at: must be in the future/);
+  });
+
+  it.each<[string, Task | undefined, Task | undefined, ReturnType<typeof reminderChange>]>([
+    ['a new task with a due date: scheduled', undefined, at(soon), { schedule: soon }],
+    ['a new task without one: nothing', undefined, at(undefined), undefined],
+    ['the due date moved: scheduled again', at(soon), at(later), { schedule: later }],
+    ['the due date removed: cancelled', at(soon), at(undefined), 'cancel'],
+    ['another field changed: nothing', at(soon), at(soon), undefined],
+    ['completed: cancelled', at(soon), at(soon, 'completed'), 'cancel'],
+    ['reopened before its due date: scheduled', at(soon, 'completed'), at(soon), { schedule: soon }],
+    ['reopened past its due date: nothing (it is overdue)', at(past, 'completed'), at(past), undefined],
+    ['deleted: cancelled', at(soon), undefined, 'cancel'],
+    ['deleted past its due date: nothing left to cancel', at(past), undefined, undefined],
+  ])('%s', (_what, before, after, change) => {
+    expect(reminderChange(before, after, now)).toEqual(change);
+  });
+});
+
 describe('delivered events', () => {
   const event = (type: string) => ({ ...taskEvent('task.created', task, 'test', 'evt-1', new Date()), type });
 
-  it('asks for a notification on task.completed only', () => {
-    expect(classifyDelivery(event('task.completed'))).toMatchObject({ action: 'handle', notify: true, id: 'evt-1' });
-    expect(classifyDelivery(event('task.created'))).toMatchObject({ action: 'handle', notify: false });
-    expect(classifyDelivery(event('task.deleted'))).toMatchObject({ action: 'handle', notify: false });
+  it('asks for a notification on task.completed and task.due only, saying which', () => {
+    expect(classifyDelivery(event('task.completed'))).toMatchObject({
+      action: 'handle',
+      notify: 'completed',
+      id: 'evt-1',
+    });
+    expect(classifyDelivery(event('task.due'))).toMatchObject({ action: 'handle', notify: 'due' });
+    expect(classifyDelivery(event('task.created'))).toMatchObject({ action: 'handle', notify: undefined });
+    expect(classifyDelivery(event('task.deleted'))).toMatchObject({ action: 'handle', notify: undefined });
   });
 
   it('drops what is not a task event', () => {

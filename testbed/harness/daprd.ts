@@ -18,6 +18,8 @@ export interface DaprdOptions {
   enableApiLogging?: boolean;
   /** Extra environment, e.g. KUBECONFIG for components that talk to the API server. */
   env?: NodeJS.ProcessEnv;
+  /** Dapr's scheduler (scheduler.ts), for the Jobs API; without one, jobs calls fail. */
+  schedulerAddress?: string;
 }
 
 export interface Daprd {
@@ -57,12 +59,13 @@ export async function startDaprd(options: DaprdOptions): Promise<Daprd> {
     options.logLevel ?? 'info',
     '--enable-api-logging',
     String(options.enableApiLogging ?? false),
-    // No placement or scheduler service runs here; actors, reminders and jobs are unused.
+    // No placement service runs here: actors are unused. The scheduler (jobs) is the caller's, if any.
     '--placement-host-address',
     '',
     '--dapr-graceful-shutdown-seconds',
     '2',
   ];
+  if (options.schedulerAddress !== undefined) args.push('--scheduler-host-address', options.schedulerAddress);
   if (options.appPort !== undefined)
     args.push('--app-port', String(options.appPort), '--app-channel-address', '127.0.0.1');
   const child = ManagedProcess.start({

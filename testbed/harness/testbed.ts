@@ -1,6 +1,6 @@
 /**
  * The whole test bed in one call: the Kubernetes control plane (with kwok and
- * Dapr's CRDs), a redis-server and a PostgreSQL cluster, each on free loopback
+ * Dapr's CRDs), a redis-server, a PostgreSQL cluster and Dapr's scheduler, each on free loopback
  * ports in one temporary directory. daprd instances are started per test
  * against resources folders of their own (see daprd.ts).
  */
@@ -12,14 +12,17 @@ import { startControlPlane, type ControlPlane } from './controlplane.ts';
 import { startPostgres, type PostgresServer } from './postgres.ts';
 import { describeLogs, type ManagedProcess } from './process.ts';
 import { startRedis, type RedisServer } from './redis.ts';
+import { startScheduler, type SchedulerServer } from './scheduler.ts';
 
 export interface Testbed {
   dir: string;
   controlPlane: ControlPlane;
   redis: RedisServer;
   postgres: PostgresServer;
+  /** Dapr's scheduler, which every daprd of the test bed reaches for the Jobs API. */
+  scheduler: SchedulerServer;
   /** Seconds each part took to start. */
-  startupSeconds: Record<'controlPlane' | 'redis' | 'postgres', number>;
+  startupSeconds: Record<'controlPlane' | 'redis' | 'postgres' | 'scheduler', number>;
   /** Last lines of every component's log. */
   logs(lines?: number): string;
   stop(): Promise<void>;
@@ -33,6 +36,7 @@ export interface TestbedInfo {
   nodeName: string;
   redis: { host: string; port: number; address: string; password: string };
   postgres: { host: string; port: number; user: string; password: string; database: string; connectionString: string };
+  scheduler: { address: string };
 }
 
 export async function startTestbed(options: { keepDir?: boolean } = {}): Promise<Testbed> {
@@ -59,17 +63,28 @@ export async function startTestbed(options: { keepDir?: boolean } = {}): Promise
     timed(() => startControlPlane(join(dir, 'cluster'))).then(started),
     timed(() => startRedis(join(dir, 'redis'), randomBytes(12).toString('hex'))).then(started),
     timed(() => startPostgres(join(dir, 'postgres'), randomBytes(12).toString('hex'))).then(started),
+    timed(() => startScheduler(join(dir, 'scheduler'))).then(started),
   ] as const;
   try {
-    const [[controlPlane, controlPlaneSeconds], [redis, redisSeconds], [postgres, postgresSeconds]] =
-      await Promise.all(parts);
-    const processes: ManagedProcess[] = [...controlPlane.processes, redis.process, postgres.process];
+    const [
+      [controlPlane, controlPlaneSeconds],
+      [redis, redisSeconds],
+      [postgres, postgresSeconds],
+      [scheduler, schedulerSeconds],
+    ] = await Promise.all(parts);
+    const processes: ManagedProcess[] = [...controlPlane.processes, redis.process, postgres.process, scheduler.process];
     return {
       dir,
       controlPlane,
       redis,
       postgres,
-      startupSeconds: { controlPlane: controlPlaneSeconds, redis: redisSeconds, postgres: postgresSeconds },
+      scheduler,
+      startupSeconds: {
+        controlPlane: controlPlaneSeconds,
+        redis: redisSeconds,
+        postgres: postgresSeconds,
+        scheduler: schedulerSeconds,
+      },
       logs: (lines?: number) => describeLogs(processes, lines),
       stop,
     };
@@ -81,7 +96,7 @@ export async function startTestbed(options: { keepDir?: boolean } = {}): Promise
 }
 
 export function testbedInfo(testbed: Testbed): TestbedInfo {
-  const { redis, postgres, controlPlane } = testbed;
+  const { redis, postgres, controlPlane, scheduler } = testbed;
   return {
     dir: testbed.dir,
     kubeconfig: controlPlane.kubeconfig,
@@ -96,5 +111,6 @@ export function testbedInfo(testbed: Testbed): TestbedInfo {
       database: postgres.database,
       connectionString: postgres.connectionString,
     },
+    scheduler: { address: scheduler.address },
   };
 }

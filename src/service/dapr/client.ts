@@ -9,20 +9,27 @@ import type { FastifyBaseLogger } from 'fastify';
 import type { SidecarAddress } from '../config.ts';
 import { ServiceError, type ErrorCode } from '../errors.ts';
 
-/** One long-lived client per process, its SDK logs routed into ours at debug level (we log each failure where handled). */
-export function createDaprClient(sidecar: SidecarAddress, logger: FastifyBaseLogger): DaprClient {
+/**
+ * The SDK's logs routed into ours at debug level (we log each failure where
+ * handled). Its verbose and debug levels print request headers, Dapr's API
+ * token among them: a client given this runs at LogLevel.Info, never below.
+ */
+export function sdkLogService(logger: FastifyBaseLogger): LoggerService {
   const sdkLogger = logger.child({ component: 'dapr-sdk' });
   const forward = (message: unknown): void => {
     sdkLogger.debug(String(message));
   };
-  // The SDK's verbose and debug levels print request headers, Dapr's API token among them: never enabled.
-  const service: LoggerService = { error: forward, warn: forward, info: forward, verbose: forward, debug: forward };
+  return { error: forward, warn: forward, info: forward, verbose: forward, debug: forward };
+}
+
+/** One long-lived client per process, over daprd's HTTP API. */
+export function createDaprClient(sidecar: SidecarAddress, logger: FastifyBaseLogger): DaprClient {
   return new DaprClient({
     daprHost: sidecar.host,
     daprPort: String(sidecar.httpPort),
     communicationProtocol: CommunicationProtocolEnum.HTTP,
     isKeepAlive: true,
-    logger: { level: LogLevel.Info, service },
+    logger: { level: LogLevel.Info, service: sdkLogService(logger) },
   });
 }
 

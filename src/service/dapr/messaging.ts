@@ -10,9 +10,9 @@ import { callDapr } from './client.ts';
 
 export function daprEventPublisher(client: DaprClient, pubsub: string, topic: string, source: string): EventPublisher {
   return {
-    async publish(type, task) {
+    async publish(type, task, id = randomUUID()) {
       // A whole CloudEvent, so subscribers see our type (task.completed) instead of Dapr's generic one.
-      const event = taskEvent(type, task, source, randomUUID(), new Date());
+      const event = taskEvent(type, task, source, id, new Date());
       await callDapr(
         'publish',
         () => client.pubsub.publish(pubsub, topic, event, { contentType: 'application/cloudevents+json' }),
@@ -24,8 +24,8 @@ export function daprEventPublisher(client: DaprClient, pubsub: string, topic: st
 
 export function daprNotifier(client: DaprClient, appId: string): Notifier {
   return {
-    async notify(eventId, task) {
-      const notification: Notification = { event_id: eventId, task };
+    async notify(eventId, task, reason) {
+      const notification: Notification = { event_id: eventId, reason, task };
       await callDapr(
         'invoke notification service',
         () => client.invoker.invoke(appId, NOTIFICATIONS_METHOD, HttpMethod.POST, notification),

@@ -41,9 +41,9 @@ export default function eventRoutes(fastify: FastifyInstance, options: EventRout
         return { status: 'DROP' };
       }
       const fields = { type: event.type, eventId: event.id, taskId: event.task.id };
-      if (event.notify && options.notifier !== undefined) {
+      if (event.notify !== undefined && options.notifier !== undefined) {
         try {
-          await options.notifier.notify(event.id, event.task);
+          await options.notifier.notify(event.id, event.task, event.notify);
         } catch (error) {
           request.log.warn(
             { ...fields, code: isServiceError(error) ? error.code : 'internal', err: error },

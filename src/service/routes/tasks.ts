@@ -7,7 +7,7 @@ import { isServiceError, ServiceError } from '../errors.ts';
 import { LOG } from '../logging.ts';
 import { requireToken } from '../plugins/auth.ts';
 import { OPTIONAL_BODY } from '../plugins/openapi.ts';
-import type { EventPublisher, TaskStore } from '../ports.ts';
+import type { DueReminders, EventPublisher, TaskStore } from '../ports.ts';
 import type { TaskEventType } from '../schemas/event.ts';
 import {
   createTaskSchema,
@@ -18,14 +18,17 @@ import {
   taskPageSchema,
   taskParamsSchema,
   taskSchema,
+  updateTaskSchema,
   type Task,
 } from '../schemas/task.ts';
 import type { StartupGate } from '../startup.ts';
-import { completes, MonotonicIds, newTask, withStatus } from '../tasks.ts';
+import { completes, dueAtProblem, MonotonicIds, newTask, reminderChange, withChanges, withStatus } from '../tasks.ts';
 
 export interface TaskRoutesOptions {
   store: TaskStore;
   events: EventPublisher;
+  /** Due dates' reminders (Dapr's Jobs API). */
+  reminders: DueReminders;
   gate: StartupGate;
   /** Whether writes need the API token: the document declares bearer security, and 401, only then. */
   secured: boolean;
@@ -63,14 +66,76 @@ async function announce(
   }
 }
 
+/** A due date sent in the past, or at this instant, is refused with 400 naming the field. */
+function checkDueAt(value: string | null | undefined, now: Date): void {
+  if (value === undefined || value === null) return;
+  const problem = dueAtProblem(value, now);
+  if (problem !== undefined) throw new ServiceError('validation_failed', problem, { field: 'due_at' });
+}
+
+/**
+ * Writes `after` over `before` (undefined: a new task; `after` undefined: a
+ * delete) with the reminder kept in step: a new due date is scheduled before
+ * the write and the old one's reminder cancelled after it, so a stored due
+ * date never lacks its reminder. A reminder left behind by a write that
+ * failed is harmless (routes/jobs.ts checks the task when it fires); one moved
+ * later by a failed write is put back.
+ */
+async function withReminder<T>(
+  reminders: DueReminders,
+  id: string,
+  before: Task | undefined,
+  after: Task | undefined,
+  write: () => Promise<T>,
+  log: FastifyBaseLogger,
+): Promise<T> {
+  const now = new Date();
+  const change = reminderChange(before, after, now);
+  if (change !== undefined && change !== 'cancel') await reminders.schedule(id, change.schedule);
+  let result: T;
+  try {
+    result = await write();
+  } catch (error) {
+    const back = change !== undefined && change !== 'cancel' ? reminderChange(after, before, now) : undefined;
+    if (back !== undefined && back !== 'cancel') {
+      await reminders.schedule(id, back.schedule).catch((undo: unknown) => {
+        log.warn({ err: undo, taskId: id }, LOG.reminderUndoFailed);
+      });
+    }
+    throw error;
+  }
+  if (change === 'cancel') {
+    await reminders.cancel(id).catch((cancel: unknown) => {
+      log.warn({ err: cancel, taskId: id }, LOG.reminderCancelFailed);
+    });
+  }
+  return result;
+}
+
 export default function taskRoutes(fastify: FastifyInstance, options: TaskRoutesOptions, done: () => void): void {
-  const { store, events, gate, secured } = options;
+  const { store, events, reminders, gate, secured } = options;
   const app = fastify.withTypeProvider<ZodTypeProvider>();
   const authorize = requireToken(gate);
   // What a write route's schema adds when the token is required.
   const security = secured ? { security: [{ bearer: [] }] } : {};
   const writeErrors = (...codes: number[]) => (secured ? errorsOf(401, ...codes) : errorsOf(...codes));
   const ids = new MonotonicIds();
+
+  /** Replaces `before` with `after` at `etag`, its reminder in step; a lost race answers 409 with the stored task. */
+  const replaceOrConflict = async (
+    before: Task,
+    after: Task,
+    etag: string,
+    log: FastifyBaseLogger,
+  ): Promise<number> => {
+    try {
+      return await withReminder(reminders, before.id, before, after, () => store.replace(after, etag), log);
+    } catch (error) {
+      if (!isServiceError(error, 'etag_mismatch')) throw error;
+      const now = await store.get(before.id);
+      throw now ? conflict(now.task) : notFound(before.id);
+    }
+  };
 
   // eslint-disable-next-line @typescript-eslint/require-await -- Fastify runs async hooks without a done callback.
   app.addHook('onRequest', async () => {
@@ -90,8 +155,9 @@ export default function taskRoutes(fastify: FastifyInstance, options: TaskRoutes
     },
     async (request, reply) => {
       const now = new Date();
+      checkDueAt(request.body.due_at, now);
       const task = newTask(request.body, ids.next(now.getTime(), randomBytes(10)), now);
-      await store.create(task);
+      await withReminder(reminders, task.id, undefined, task, () => store.create(task), request.log);
       await announce(events, 'task.created', task, request.log);
       // A new task is at version 1: the ETag a client sends back in If-Match without reading the task first.
       return reply.code(201).header('location', `/tasks/${task.id}`).header('etag', quoted('1')).send(task);
@@ -149,15 +215,36 @@ export default function taskRoutes(fastify: FastifyInstance, options: TaskRoutes
       const expected = ifMatch === undefined ? current.etag : unquoted(ifMatch);
       if (expected !== current.etag) throw conflict(current.task);
       const updated = withStatus(current.task, status, new Date());
-      let version: number;
-      try {
-        version = await store.replace(updated, expected);
-      } catch (error) {
-        if (!isServiceError(error, 'etag_mismatch')) throw error;
-        const now = await store.get(id);
-        throw now ? conflict(now.task) : notFound(id);
-      }
+      const version = await replaceOrConflict(current.task, updated, expected, request.log);
       if (completes(current.task, updated)) await announce(events, 'task.completed', updated, request.log);
+      return reply.header('etag', quoted(String(version))).send(updated);
+    },
+  );
+
+  app.patch(
+    '/tasks/:id',
+    {
+      preHandler: authorize,
+      schema: {
+        summary: 'Change a task: title, description, priority or due date',
+        description:
+          'Send If-Match with the ETag of GET /tasks/:id to update only that version; a conflict is 409. A new due_at moves the reminder; null removes it.',
+        ...security,
+        params: taskParamsSchema,
+        body: updateTaskSchema,
+        response: { 200: taskSchema, ...writeErrors(404, 409) },
+      },
+    },
+    async (request, reply) => {
+      const { id } = request.params;
+      checkDueAt(request.body.due_at, new Date());
+      const current = await store.get(id);
+      if (!current) throw notFound(id);
+      const ifMatch = request.headers['if-match'];
+      const expected = ifMatch === undefined ? current.etag : unquoted(ifMatch);
+      if (expected !== current.etag) throw conflict(current.task);
+      const updated = withChanges(current.task, request.body, new Date());
+      const version = await replaceOrConflict(current.task, updated, expected, request.log);
       return reply.header('etag', quoted(String(version))).send(updated);
     },
   );
@@ -174,8 +261,15 @@ export default function taskRoutes(fastify: FastifyInstance, options: TaskRoutes
       },
     },
     async (request, reply) => {
-      const deleted = await store.delete(request.params.id);
-      if (!deleted) throw notFound(request.params.id);
+      const { id } = request.params;
+      const deleted = await store.delete(id);
+      if (!deleted) throw notFound(id);
+      // After the delete, as withReminder cancels: a reminder outliving its task finds nothing to announce.
+      if (deleted.due_at !== undefined && deleted.status !== 'completed') {
+        await reminders.cancel(id).catch((error: unknown) => {
+          request.log.warn({ err: error, taskId: id }, LOG.reminderCancelFailed);
+        });
+      }
       await announce(events, 'task.deleted', deleted, request.log);
       return reply.code(204).send(null);
     },

@@ -18,10 +18,17 @@ export const taskEventSchema = z.object({
   data: taskSchema,
 });
 
-/** What the task service sends the notification service for each completed task. */
+export const NOTIFICATION_REASONS = ['completed', 'due'] as const;
+export type NotificationReason = (typeof NOTIFICATION_REASONS)[number];
+
+/** What the task service sends the notification service for each completed task, and each task that fell due. */
 export const notificationSchema = z
   .object({
     event_id: z.string().min(1).describe('The CloudEvent id; a redelivered event is recorded once.'),
+    reason: z
+      .enum(NOTIFICATION_REASONS)
+      .default('completed')
+      .describe('completed: the task was completed; due: its due date came and it is not completed.'),
     task: taskSchema,
   })
   .meta({ id: 'Notification' });

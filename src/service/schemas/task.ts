@@ -20,6 +20,10 @@ export const taskSchema = z
     priority: z.number().int().min(1).max(5),
     created_at: z.iso.datetime(),
     updated_at: z.iso.datetime(),
+    due_at: z.iso
+      .datetime({ offset: true })
+      .optional()
+      .describe('When the task is due; absent when it has no due date.'),
   })
   .meta({ id: 'Task' });
 export type Task = z.infer<typeof taskSchema>;
@@ -28,15 +32,38 @@ export type Task = z.infer<typeof taskSchema>;
 // eslint-disable-next-line no-control-regex -- U+0000 is the character refused.
 const text = () => z.string().regex(/^[^\u0000]*$/, 'must not contain the NUL character (U+0000)');
 
+const title = () => text().trim().min(1).max(200).describe('1 to 200 characters, no NUL.');
+const description = () => text().max(2000).describe('Free text, at most 2000 characters, no NUL.');
+const priority = () => z.number().int().min(1).max(5).describe('1 (lowest) to 5.');
+/** A due date: RFC 3339 with a time zone, in the future when it is set (checked against the clock by the route). */
+const dueAt = () =>
+  z.iso
+    .datetime({ offset: true })
+    .describe(
+      'When the task is due (RFC 3339, e.g. 2027-01-31T17:00:00Z), in the future. At that time the service publishes task.due and notifies, once, unless the task is completed by then.',
+    );
+
 export const createTaskSchema = z
   .strictObject({
-    title: text().trim().min(1).max(200).describe('1 to 200 characters, no NUL.'),
-    description: text().max(2000).default('').describe('Free text, at most 2000 characters, no NUL.'),
+    title: title(),
+    description: description().default(''),
     status: taskStatusSchema.default('pending'),
-    priority: z.number().int().min(1).max(5).default(1).describe('1 (lowest) to 5.'),
+    priority: priority().default(1),
+    due_at: dueAt().optional(),
   })
   .meta({ id: 'CreateTask' });
 export type CreateTask = z.infer<typeof createTaskSchema>;
+
+export const updateTaskSchema = z
+  .strictObject({
+    title: title().optional(),
+    description: description().optional(),
+    priority: priority().optional(),
+    due_at: dueAt().nullable().optional().describe('A new due date (reschedules the reminder), or null to remove it.'),
+  })
+  .meta({ id: 'UpdateTask' })
+  .describe('The fields to change; the others keep their values. The status has its own route.');
+export type UpdateTask = z.infer<typeof updateTaskSchema>;
 
 // Optional: the ?status= form sends none. Fastify hands a missing body over as undefined, or as null when it
 // came with `Content-Length: 0`; a JSON `null` is no body either.
