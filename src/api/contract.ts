@@ -35,7 +35,10 @@ export const SERVICE_ENV = {
 export const TASK_EVENTS_ROUTE = '/events/task';
 
 /** The CloudEvent types the task service publishes on the TaskApi's topic. */
-export const TASK_EVENT_TYPES = ['task.created', 'task.completed', 'task.deleted', 'task.due'] as const;
+export const TASK_EVENT_TYPES = ['task.created', 'task.completed', 'task.deleted', 'task.due', 'task.overdue'] as const;
+
+/** The route the overdue sweep's cron binding (spec.overdueSweep) posts to, each time its schedule fires. */
+export const OVERDUE_SWEEP_ROUTE = '/bindings/overdue-sweep';
 export type TaskEventType = (typeof TASK_EVENT_TYPES)[number];
 
 /** The notification service's method (its route) that completed tasks are posted to, by Dapr service invocation. */

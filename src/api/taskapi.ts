@@ -19,6 +19,12 @@ const DNS_LABEL = /^[a-z]([-a-z0-9]*[a-z0-9])?$/;
 // The pattern Kubernetes itself uses for resource.Quantity.
 const QUANTITY =
   /^(\+|-)?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))(([KMGTPE]i)|[numkMGTPE]|([eE](\+|-)?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))))?$/;
+/**
+ * A schedule Dapr's cron binding takes (robfig/cron, seconds optional): five or
+ * six fields, a descriptor such as @hourly, or @every with a Go duration.
+ */
+const CRON_SCHEDULE =
+  /^(@(yearly|annually|monthly|weekly|daily|midnight|hourly)|@every ([0-9]+(\.[0-9]+)?(ns|us|µs|ms|s|m|h))+|([0-9A-Za-z*?/,-]+ ){4,5}[0-9A-Za-z*?/,-]+)$/;
 const HOST_PORT = /^[A-Za-z0-9]([-A-Za-z0-9.]*[A-Za-z0-9])?(:[0-9]{1,5})?$|^\[[0-9A-Fa-f:.]+\](:[0-9]{1,5})?$/;
 
 export const secretKeyRefSchema = z
@@ -168,6 +174,24 @@ export const specSchema = z
       .default({ logLevel: 'info', enableApiLogging: false })
       .describe('Dapr sidecar settings.'),
     resources: resourcesSchema.optional().describe('CPU and memory for the task service container.'),
+    overdueSweep: z
+      .object({
+        schedule: z
+          .string()
+          .min(1)
+          .max(100)
+          .regex(CRON_SCHEDULE)
+          .describe(
+            'When the sweep runs: a cron expression (5 fields, or 6 with seconds first), a descriptor such as ' +
+              '@hourly, or @every with a duration (for example @every 5m).',
+          ),
+      })
+      .strict()
+      .optional()
+      .describe(
+        'A periodic sweep for overdue tasks (a Dapr cron binding): each run publishes task.overdue once for every ' +
+          'task past its due date and not completed. Without it, no sweep runs.',
+      ),
   })
   .strict()
   .meta(

@@ -6,7 +6,12 @@
 import type { SwapPlan } from '../api/contract.ts';
 import type { StateBackend, TaskApi } from '../api/resource.ts';
 import { RENDERED_HASH_ANNOTATION } from './names.ts';
-import { buildPubsubComponent, buildSecretStoreComponent, buildStateComponent } from './resources/components.ts';
+import {
+  buildOverdueSweepComponent,
+  buildPubsubComponent,
+  buildSecretStoreComponent,
+  buildStateComponent,
+} from './resources/components.ts';
 import { buildNotificationDeployment, buildTaskDeployment, type BuildSettings } from './resources/deployment.ts';
 import { contentHash } from '../kube/hash.ts';
 import { buildSecretReaderRole, buildSecretReaderRoleBinding, buildServiceAccount } from './resources/rbac.ts';
@@ -51,11 +56,16 @@ export function desiredChildren(
   const pubsub = buildPubsubComponent(taskApi);
   const secretStore = buildSecretStoreComponent(taskApi);
   const stateComponents = (placement?.stateBackends ?? []).map((backend) => buildStateComponent(taskApi, backend));
+  const overdueSweep = buildOverdueSweepComponent(taskApi);
   let taskDeployment;
   if (placement) {
     // Pods roll when any Component they run with changes (Dapr would otherwise
-    // hot-reload it under them at an uncontrolled moment).
-    const componentsHash = contentHash([buildStateComponent(taskApi, placement.podBackend), pubsub, secretStore]);
+    // hot-reload it under them at an uncontrolled moment, or, for a new one, not load it).
+    const componentsHash = contentHash(
+      [buildStateComponent(taskApi, placement.podBackend), pubsub, secretStore, overdueSweep].filter(
+        (item) => item !== undefined,
+      ),
+    );
     taskDeployment = buildTaskDeployment(
       taskApi,
       placement.podBackend,
@@ -71,6 +81,7 @@ export function desiredChildren(
     secretStore,
     ...stateComponents,
     pubsub,
+    overdueSweep,
     buildSubscription(taskApi),
     placement && buildSwapPlanConfigMap(taskApi, placement.plan),
     taskDeployment,

@@ -22,6 +22,7 @@ export type ChildRole =
   | 'state-store'
   | 'pubsub'
   | 'secret-store'
+  | 'overdue-sweep'
   | 'subscription'
   | 'service-account'
   | 'swap-plan'
@@ -38,6 +39,7 @@ export const names = {
   stateComponent: (taskApi: TaskApi, backend: StateBackend): string => `${taskApi.metadata.name}-state-${backend}`,
   pubsubComponent: (taskApi: TaskApi): string => `${taskApi.metadata.name}-pubsub`,
   secretStoreComponent: (taskApi: TaskApi): string => `${taskApi.metadata.name}-secrets`,
+  overdueSweepComponent: (taskApi: TaskApi): string => `${taskApi.metadata.name}-overdue-sweep`,
   subscription: (taskApi: TaskApi): string => `${taskApi.metadata.name}-task-events`,
   secretReaderRole: (taskApi: TaskApi): string => `${taskApi.metadata.name}-secret-reader`,
   /** The ConfigMap holding the swap plan task pods start from. */

@@ -10,6 +10,7 @@ import type { DueReminders, EventPublisher, Notifier, Sidecar, TaskStore } from 
 import eventRoutes from './routes/events.ts';
 import healthRoutes from './routes/health.ts';
 import jobRoutes from './routes/jobs.ts';
+import sweepRoutes from './routes/sweep.ts';
 import swapRoutes from './routes/swap.ts';
 import taskRoutes from './routes/tasks.ts';
 import type { StartupGate } from './startup.ts';
@@ -43,6 +44,7 @@ export default async function taskApp(fastify: FastifyInstance, options: TaskApp
   await fastify.register(taskRoutes, options);
   await fastify.register(eventRoutes, { ...options, counters: new EventCounters() });
   await fastify.register(jobRoutes, options);
+  await fastify.register(sweepRoutes, options);
   if (options.swap) {
     await fastify.register(swapRoutes, {
       swap: options.swap.store,

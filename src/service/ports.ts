@@ -21,6 +21,10 @@ export interface TaskStore {
   /** Deletes the task and its index entry, in one transaction; returns what was deleted, undefined when nothing was. */
   delete(id: string): Promise<Task | undefined>;
   list(query: ListQuery): Promise<TaskPage>;
+  /** Whether `mark` is recorded in the store (what was announced once, like a task gone overdue). */
+  marked(mark: string): Promise<boolean>;
+  /** Records `mark`; one there already stays as it is. */
+  mark(mark: string): Promise<void>;
 }
 
 export interface EventPublisher {

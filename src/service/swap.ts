@@ -157,6 +157,16 @@ export class SwapStore implements TaskStore {
     return this.store(this.current.truth).list(query);
   }
 
+  // Marks: in the source of truth alone. A swap does not copy them, so what they record may happen once more after it.
+
+  marked(mark: string): Promise<boolean> {
+    return this.store(this.current.truth).marked(mark);
+  }
+
+  mark(mark: string): Promise<void> {
+    return this.store(this.current.truth).mark(mark);
+  }
+
   // Writes: the truth, then the mirror.
 
   async create(task: Task): Promise<void> {

@@ -454,6 +454,22 @@ describe('bad input', () => {
   const redis = { host: 'redis:6379' };
   const cases: [string, Record<string, unknown>, RegExp, string?][] = [
     ['no image', { image: undefined }, /spec\.image: Required value/],
+    ['an overdue sweep without a schedule', { overdueSweep: {} }, /spec\.overdueSweep\.schedule: Required value/],
+    [
+      'an overdue sweep schedule that is no cron',
+      { overdueSweep: { schedule: 'every day' } },
+      /spec\.overdueSweep\.schedule/,
+    ],
+    [
+      'an overdue sweep @every without a duration',
+      { overdueSweep: { schedule: '@every soon' } },
+      /spec\.overdueSweep\.schedule/,
+    ],
+    [
+      'an overdue sweep with three cron fields',
+      { overdueSweep: { schedule: '0 * *' } },
+      /spec\.overdueSweep\.schedule/,
+    ],
     ['empty image', { image: '' }, /spec\.image/],
     ['negative replicas', { replicas: -1 }, /spec\.replicas.*greater than or equal to 0/],
     ['too many replicas', { replicas: 101 }, /spec\.replicas.*less than or equal to 100/],

@@ -14,6 +14,7 @@ import { stringify } from 'yaml';
 import type { StateBackend, TaskApi } from '../../src/api/resource.ts';
 import type { Task, TaskPage } from '../../src/service/schemas/task.ts';
 import {
+  buildOverdueSweepComponent,
   buildPubsubComponent,
   buildSecretStoreComponent,
   buildStateComponent,
@@ -44,6 +45,8 @@ export interface StackOptions {
   name: string;
   /** Dapr's scheduler for the Jobs API (due dates): the test bed's unless a test restarts one of its own. */
   schedulerAddress?: string;
+  /** spec.overdueSweep.schedule: the cron binding is rendered and loaded. */
+  overdueSweep?: string;
   backend: StateBackend;
   stores: Stores;
   apiToken?: string;
@@ -109,7 +112,8 @@ function daprResources(taskApi: TaskApi, backends: StateBackend[], kubeconfig: s
     { name: 'kubeconfigPath', value: kubeconfig },
     { name: 'defaultNamespace', value: taskApi.metadata.namespace },
   );
-  return [secretStore, ...states, pubsub, buildSubscription(taskApi)];
+  const sweep = buildOverdueSweepComponent(taskApi);
+  return [secretStore, ...states, pubsub, ...(sweep ? [sweep] : []), buildSubscription(taskApi)];
 }
 
 /** The container's env as a process environment; `overrides` for what differs on one host (ports). */
@@ -211,6 +215,7 @@ export async function startTaskServiceStack(testbed: TestbedInfo, options: Stack
       pubsub: { topic: `${options.name}-tasks` },
       ...(options.notifications ? { notifications: { appId: `${options.name}-notify`, deploy: true } } : {}),
       ...(options.apiToken !== undefined ? { apiTokenSecretRef: { name: SECRETS.apiToken, key: 'token' } } : {}),
+      ...(options.overdueSweep !== undefined ? { overdueSweep: { schedule: options.overdueSweep } } : {}),
     },
     options.name,
     namespace,

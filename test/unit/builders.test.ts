@@ -145,6 +145,22 @@ describe('desired children of a TaskApi', () => {
     expect(find(withIt, 'Service', 'notifier').kind).toBe('Service');
   });
 
+  it('render the overdue sweep as a cron input binding scoped to the app only when asked, and roll the pods for it', () => {
+    expect(render().filter((child) => child.metadata.name === 'tasks-overdue-sweep')).toEqual([]);
+    const children = render(taskApiFixture({ overdueSweep: { schedule: '@every 5m' } }));
+    const sweep = componentNamed(children, 'tasks-overdue-sweep');
+    expect(sweep.spec.type).toBe('bindings.cron');
+    expect(sweep.scopes).toEqual(['tasks']);
+    expect(Object.fromEntries(sweep.spec.metadata.map((item) => [item.name, item.value]))).toEqual({
+      schedule: '@every 5m',
+      direction: 'input',
+      route: '/bindings/overdue-sweep',
+    });
+    const hashOf = (manifests: Manifest[]) =>
+      deploymentNamed(manifests, 'tasks').spec?.template.metadata?.annotations?.[COMPONENTS_HASH_ANNOTATION];
+    expect(hashOf(children)).not.toBe(hashOf(render()));
+  });
+
   it('let the service account read exactly the referenced Secrets', () => {
     const taskApi = taskApiFixture({ apiTokenSecretRef: { name: 'api-token', key: 'token' } });
     const role = find(render(taskApi), 'Role', 'tasks-secret-reader') as Manifest & { rules: unknown[] };

@@ -44,6 +44,16 @@ class ShapeOnlyStore implements TaskStore {
     this.tasks.delete(id);
     return Promise.resolve(current?.task);
   }
+  readonly marks = new Set<string>();
+  marked(mark: string): Promise<boolean> {
+    this.check();
+    return Promise.resolve(this.marks.has(mark));
+  }
+  mark(mark: string): Promise<void> {
+    this.check();
+    this.marks.add(mark);
+    return Promise.resolve();
+  }
   list(query: ListQuery): Promise<TaskPage> {
     this.check();
     return Promise.resolve({

@@ -1,9 +1,11 @@
 /**
- * Dapr Components (dapr.io/v1alpha1): the state store, pub/sub and secret store.
+ * Dapr Components (dapr.io/v1alpha1): the state store, pub/sub, secret store and
+ * the overdue sweep's cron binding.
  * Each is scoped to the TaskApi's app-id, so several TaskApis share a namespace
  * safely, and credentials are only `secretKeyRef`s resolved through the
  * TaskApi's own secret store.
  */
+import { OVERDUE_SWEEP_ROUTE } from '../../api/contract.ts';
 import type { StateBackend, TaskApi } from '../../api/resource.ts';
 import type { RedisSettings, SecretKeyRef } from '../../api/taskapi.ts';
 import { names, ownedMetadata, type ChildRole, type OwnedMetadata } from '../names.ts';
@@ -88,4 +90,19 @@ export function buildPubsubComponent(taskApi: TaskApi): DaprComponent | undefine
 /** The Kubernetes secret store the other Components and the service read Secrets through. */
 export function buildSecretStoreComponent(taskApi: TaskApi): DaprComponent {
   return component(taskApi, names.secretStoreComponent(taskApi), 'secret-store', 'secretstores.kubernetes', []);
+}
+
+/**
+ * The overdue sweep (spec.overdueSweep): a cron input binding that posts to the
+ * task service's OVERDUE_SWEEP_ROUTE on its schedule. `direction: input` so
+ * daprd does not probe the route with OPTIONS first. None without the field.
+ */
+export function buildOverdueSweepComponent(taskApi: TaskApi): DaprComponent | undefined {
+  const sweep = taskApi.spec.overdueSweep;
+  if (!sweep) return undefined;
+  return component(taskApi, names.overdueSweepComponent(taskApi), 'overdue-sweep', 'bindings.cron', [
+    { name: 'schedule', value: sweep.schedule },
+    { name: 'direction', value: 'input' },
+    { name: 'route', value: OVERDUE_SWEEP_ROUTE },
+  ]);
 }

@@ -167,6 +167,20 @@ export class DaprTaskStore implements TaskStore {
   }
 
   /** Saves `value` at `key` if it still has `etag`, or only if it does not exist yet (no etag). */
+  async marked(mark: string): Promise<boolean> {
+    const [item] = await this.read([`mark|${mark}`]);
+    return item?.etag !== undefined;
+  }
+
+  async mark(mark: string): Promise<void> {
+    try {
+      await this.write(`mark|${mark}`, { marked_at: new Date().toISOString() }, undefined);
+    } catch (error) {
+      // Insert-only: a mark already there refuses the write (as 409, or as a failure on some stores).
+      if (!(await this.marked(mark))) throw error;
+    }
+  }
+
   async write(key: string, value: unknown, etag: string | undefined): Promise<void> {
     await callDapr('state save', () =>
       this.client.state.save(this.storeName, [
