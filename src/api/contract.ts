@@ -29,6 +29,10 @@ export const SERVICE_ENV = {
   appToken: 'APP_API_TOKEN',
   /** Dapr's API token (`dapr.io/api-token-secret`): the SDK sends it to daprd, which refuses a call without it. */
   daprApiToken: 'DAPR_API_TOKEN',
+  /** The configuration store Component of spec.settings (src/service/settings.ts); unset: the defaults, fixed. */
+  settingsStore: 'SETTINGS_STORE_NAME',
+  /** The overdue sweep's cron binding (spec.overdueSweep): a pod is not ready before its sidecar has loaded it. */
+  overdueSweepBinding: 'OVERDUE_SWEEP_BINDING',
 } as const;
 
 /** The route the task service serves task events on; the operator's Subscription sends them there. */

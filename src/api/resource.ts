@@ -59,12 +59,13 @@ export interface TaskApi {
 
 /**
  * Secret keys the pods need to run on `backends`: each state store's credentials,
- * the pub/sub Redis password and the API token. One list for preflight and RBAC.
+ * the pub/sub Redis password, the API token and the settings store's password. One list for preflight and RBAC.
  */
 export function secretRefsFor(spec: TaskApiSpec, backends: readonly StateBackend[]): SecretKeyRef[] {
   const state = backends.map((backend) =>
     backend === 'redis' ? spec.redis?.passwordSecretRef : spec.postgresql?.connectionStringSecretRef,
   );
   const pubsub = (spec.pubsub.redis ?? spec.redis)?.passwordSecretRef;
-  return [...state, pubsub, spec.apiTokenSecretRef].filter((ref) => ref !== undefined);
+  const settings = spec.settings?.store.passwordSecretRef;
+  return [...state, pubsub, spec.apiTokenSecretRef, settings].filter((ref) => ref !== undefined);
 }

@@ -174,6 +174,17 @@ export const specSchema = z
       .default({ logLevel: 'info', enableApiLogging: false })
       .describe('Dapr sidecar settings.'),
     resources: resourcesSchema.optional().describe('CPU and memory for the task service container.'),
+    settings: z
+      .object({
+        store: redisSettingsSchema.describe(
+          'Redis holding the settings (a Dapr configuration.redis Component): keys notifications-enabled, ' +
+            'max-page-size and read-only, read at start and followed as they change. Its keyspace ' +
+            'notifications must be on (notify-keyspace-events KA). One Redis, or one database, per TaskApi.',
+        ),
+      })
+      .strict()
+      .optional()
+      .describe('Live settings through the Dapr Configuration API; without them, the defaults apply.'),
     overdueSweep: z
       .object({
         schedule: z

@@ -10,6 +10,7 @@ import {
   buildOverdueSweepComponent,
   buildPubsubComponent,
   buildSecretStoreComponent,
+  buildSettingsComponent,
   buildStateComponent,
 } from './resources/components.ts';
 import { buildNotificationDeployment, buildTaskDeployment, type BuildSettings } from './resources/deployment.ts';
@@ -57,12 +58,13 @@ export function desiredChildren(
   const secretStore = buildSecretStoreComponent(taskApi);
   const stateComponents = (placement?.stateBackends ?? []).map((backend) => buildStateComponent(taskApi, backend));
   const overdueSweep = buildOverdueSweepComponent(taskApi);
+  const settingsStore = buildSettingsComponent(taskApi);
   let taskDeployment;
   if (placement) {
     // Pods roll when any Component they run with changes (Dapr would otherwise
     // hot-reload it under them at an uncontrolled moment, or, for a new one, not load it).
     const componentsHash = contentHash(
-      [buildStateComponent(taskApi, placement.podBackend), pubsub, secretStore, overdueSweep].filter(
+      [buildStateComponent(taskApi, placement.podBackend), pubsub, secretStore, overdueSweep, settingsStore].filter(
         (item) => item !== undefined,
       ),
     );
@@ -82,6 +84,7 @@ export function desiredChildren(
     ...stateComponents,
     pubsub,
     overdueSweep,
+    settingsStore,
     buildSubscription(taskApi),
     placement && buildSwapPlanConfigMap(taskApi, placement.plan),
     taskDeployment,

@@ -23,6 +23,7 @@ export type ChildRole =
   | 'pubsub'
   | 'secret-store'
   | 'overdue-sweep'
+  | 'settings-store'
   | 'subscription'
   | 'service-account'
   | 'swap-plan'
@@ -40,6 +41,7 @@ export const names = {
   pubsubComponent: (taskApi: TaskApi): string => `${taskApi.metadata.name}-pubsub`,
   secretStoreComponent: (taskApi: TaskApi): string => `${taskApi.metadata.name}-secrets`,
   overdueSweepComponent: (taskApi: TaskApi): string => `${taskApi.metadata.name}-overdue-sweep`,
+  settingsComponent: (taskApi: TaskApi): string => `${taskApi.metadata.name}-settings`,
   subscription: (taskApi: TaskApi): string => `${taskApi.metadata.name}-task-events`,
   secretReaderRole: (taskApi: TaskApi): string => `${taskApi.metadata.name}-secret-reader`,
   /** The ConfigMap holding the swap plan task pods start from. */

@@ -13,6 +13,7 @@ import jobRoutes from './routes/jobs.ts';
 import sweepRoutes from './routes/sweep.ts';
 import swapRoutes from './routes/swap.ts';
 import taskRoutes from './routes/tasks.ts';
+import type { LiveSettings } from './settings.ts';
 import type { StartupGate } from './startup.ts';
 import type { SwapStore } from './swap.ts';
 
@@ -21,6 +22,8 @@ export interface TaskAppOptions {
   events: EventPublisher;
   /** Due dates' reminders, on Dapr's Jobs API; they fire at the job route. */
   reminders: DueReminders;
+  /** The live settings (settings.ts): the defaults when the TaskApi has no settings store. */
+  settings: LiveSettings;
   notifier: Notifier | undefined;
   sidecar: Sidecar;
   gate: StartupGate;

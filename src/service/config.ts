@@ -28,6 +28,8 @@ const taskServiceEnvSchema = z
     [SERVICE_ENV.swapPlanFile]: name.optional(),
     [SERVICE_ENV.controlToken]: z.string().min(16).optional(),
     [SERVICE_ENV.appToken]: appToken,
+    [SERVICE_ENV.settingsStore]: name.optional(),
+    [SERVICE_ENV.overdueSweepBinding]: name.optional(),
     // Set by Dapr's sidecar injector (and by the test harness in standalone mode).
     DAPR_HTTP_PORT: port(3500),
     DAPR_GRPC_PORT: port(50001),
@@ -76,6 +78,10 @@ export interface TaskServiceConfig extends ListenSettings {
   appToken: string | undefined;
   /** CloudEvent source of the events this service publishes. */
   eventSource: string;
+  /** The configuration store Component live settings come from (settings.ts); undefined: the defaults. */
+  settingsStore: string | undefined;
+  /** The overdue sweep's cron binding, when the TaskApi has one: readiness waits for it. */
+  overdueSweepBinding: string | undefined;
 }
 
 function parseEnv<T extends z.ZodType>(schema: T, env: NodeJS.ProcessEnv, what: string): z.infer<T> {
@@ -107,6 +113,8 @@ export function taskServiceConfigFromEnv(env: NodeJS.ProcessEnv): TaskServiceCon
     controlToken: e[SERVICE_ENV.controlToken],
     appToken: e[SERVICE_ENV.appToken],
     eventSource: e.APP_ID ?? 'taskapi',
+    settingsStore: e[SERVICE_ENV.settingsStore],
+    overdueSweepBinding: e[SERVICE_ENV.overdueSweepBinding],
   };
 }
 

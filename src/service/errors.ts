@@ -25,6 +25,8 @@ export const ERROR_STATUS = {
   index_contention: 503,
   /** Startup has not finished: the sidecar, its components or the API token are not there yet. */
   not_ready: 503,
+  /** The live setting read-only is on: writes are refused until it is off again. */
+  read_only: 503,
   /** A write waited for a switch of task stores longer than its fence allows. */
   swap_fenced: 503,
   publish_failed: 502,

@@ -42,7 +42,6 @@ export interface DueReminders {
   schedule(id: string, dueAt: string): Promise<void>;
   /** Cancels task `id`'s reminder; nothing when it has none. */
   cancel(id: string): Promise<void>;
-  stop(): Promise<void>;
 }
 
 export interface Secrets {

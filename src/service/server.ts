@@ -6,13 +6,14 @@
 import Fastify from 'fastify';
 import taskApp from './app.ts';
 import { taskServiceConfigFromEnv } from './config.ts';
-import { createDaprClient } from './dapr/client.ts';
+import { createDaprClient, createDaprGrpcClient } from './dapr/client.ts';
 import { daprDueReminders } from './dapr/jobs.ts';
 import { daprEventPublisher, daprNotifier, daprSecrets, daprSidecar } from './dapr/messaging.ts';
 import { readPlanFile } from './schemas/swap.ts';
 import { steadyPlan, SwapStore } from './swap.ts';
 import { LOG, loggerOptions } from './logging.ts';
 import { serve, SERVE_WHILE_CLOSING } from './serve.ts';
+import { LiveSettings } from './settings.ts';
 import { openWhenReady, StartupGate } from './startup.ts';
 
 const config = taskServiceConfigFromEnv(process.env);
@@ -32,11 +33,16 @@ const initialPlan =
   (config.swapPlanFile === undefined ? undefined : readPlanFile(config.swapPlanFile)) ??
   steadyPlan(config.stateStore, config.stateGeneration);
 const store = new SwapStore(client, initialPlan, logger);
-const reminders = daprDueReminders(config.sidecar, logger);
+// The Jobs API and configuration subscriptions are on daprd's gRPC API only.
+const grpcClient = createDaprGrpcClient(config.sidecar, logger);
+const reminders = daprDueReminders(grpcClient);
+const settings = new LiveSettings();
 const components = [
   config.stateStore,
   config.pubsub,
   ...(config.apiToken && config.secretStore ? [config.secretStore] : []),
+  ...(config.settingsStore ? [config.settingsStore] : []),
+  ...(config.overdueSweepBinding ? [config.overdueSweepBinding] : []),
 ];
 
 logger.info(
@@ -53,6 +59,7 @@ await fastify.register(taskApp, {
   swap: { store, controlToken: config.controlToken },
   events: daprEventPublisher(client, config.pubsub, config.topic, config.eventSource),
   reminders,
+  settings,
   notifier: config.notificationAppId === undefined ? undefined : daprNotifier(client, config.notificationAppId),
   sidecar,
   gate,
@@ -63,9 +70,17 @@ await fastify.register(taskApp, {
 if (config.swapPlanFile !== undefined) watchPlanFile(config.swapPlanFile);
 await serve(fastify, config, logger, async () => {
   store.stop();
-  await Promise.all([client.stop(), reminders.stop()]);
+  await settings.stop();
+  await Promise.all([client.stop(), grpcClient.stop()]);
 });
-openWhenReady(gate, { sidecar, secrets, components, apiToken: config.apiToken }, logger).catch((error: unknown) => {
+const { settingsStore } = config;
+// The live settings are read before the routes open: a read-only service never takes a write at start.
+const prepare = settingsStore === undefined ? undefined : () => settings.follow(grpcClient, settingsStore, logger);
+openWhenReady(
+  gate,
+  { sidecar, secrets, components, apiToken: config.apiToken, ...(prepare ? { prepare } : {}) },
+  logger,
+).catch((error: unknown) => {
   logger.fatal({ err: error }, LOG.startupFailed);
   process.exit(1);
 });

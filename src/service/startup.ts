@@ -33,6 +33,8 @@ export interface StartupPlan {
   /** Components the service uses; it is not ready before the sidecar has loaded each. */
   components: string[];
   apiToken: { secretName: string; key: string } | undefined;
+  /** Last before opening, once the components are loaded (the live settings' first read); tried again on failure. */
+  prepare?: () => Promise<void>;
 }
 
 /** Components in `wanted` the sidecar has not loaded; throws sidecar_unavailable when it does not answer. */
@@ -53,6 +55,11 @@ export async function openWhenReady(gate: StartupGate, plan: StartupPlan, logger
         plan.apiToken && plan.secrets
           ? await plan.secrets.read(plan.apiToken.secretName, plan.apiToken.key)
           : undefined;
+      await plan.prepare?.().catch((error: unknown) => {
+        throw new ServiceError('not_ready', `not prepared: ${error instanceof Error ? error.message : String(error)}`, {
+          cause: error,
+        });
+      });
       gate.open(token);
       logger.info({ components: plan.components, auth: token !== undefined }, LOG.ready);
       return;

@@ -616,6 +616,24 @@ describe('install manifests', () => {
     );
     expect(result.exitCode).toBe(0);
   });
+
+  it('config/samples/features (overdue sweep, live settings) applies on the server, and kubectl explain describes both', async () => {
+    await k(['create', 'namespace', 'op-features']);
+    const result = await kubectl(kubeconfig, [
+      'apply',
+      '-k',
+      'config/samples/features',
+      '-n',
+      'op-features',
+      '--dry-run=server',
+    ]);
+    expect(result.stderr).toBe('');
+    expect(result.stdout).toMatch(/taskapi\.taskapi\.dev\/tasks-features created \(server dry run\)/);
+    const sweep = await k(['explain', 'taskapi.spec.overdueSweep']);
+    expect(sweep).toMatch(/cron binding/);
+    expect(await k(['explain', 'taskapi.spec.overdueSweep.schedule'])).toMatch(/@every/);
+    expect(await k(['explain', 'taskapi.spec.settings.store'])).toMatch(/notifications-enabled/);
+  });
 });
 
 describe('leader election', () => {

@@ -17,6 +17,7 @@ import {
   buildOverdueSweepComponent,
   buildPubsubComponent,
   buildSecretStoreComponent,
+  buildSettingsComponent,
   buildStateComponent,
 } from '../../src/controller/resources/components.ts';
 import { SERVICE_ENV } from '../../src/api/contract.ts';
@@ -47,6 +48,8 @@ export interface StackOptions {
   schedulerAddress?: string;
   /** spec.overdueSweep.schedule: the cron binding is rendered and loaded. */
   overdueSweep?: string;
+  /** spec.settings.store: a Redis (address) whose password is the stores' Redis password. */
+  settingsStore?: string;
   backend: StateBackend;
   stores: Stores;
   apiToken?: string;
@@ -112,8 +115,10 @@ function daprResources(taskApi: TaskApi, backends: StateBackend[], kubeconfig: s
     { name: 'kubeconfigPath', value: kubeconfig },
     { name: 'defaultNamespace', value: taskApi.metadata.namespace },
   );
-  const sweep = buildOverdueSweepComponent(taskApi);
-  return [secretStore, ...states, pubsub, ...(sweep ? [sweep] : []), buildSubscription(taskApi)];
+  const optional = [buildOverdueSweepComponent(taskApi), buildSettingsComponent(taskApi)].filter(
+    (item) => item !== undefined,
+  );
+  return [secretStore, ...states, pubsub, ...optional, buildSubscription(taskApi)];
 }
 
 /** The container's env as a process environment; `overrides` for what differs on one host (ports). */
@@ -216,6 +221,13 @@ export async function startTaskServiceStack(testbed: TestbedInfo, options: Stack
       ...(options.notifications ? { notifications: { appId: `${options.name}-notify`, deploy: true } } : {}),
       ...(options.apiToken !== undefined ? { apiTokenSecretRef: { name: SECRETS.apiToken, key: 'token' } } : {}),
       ...(options.overdueSweep !== undefined ? { overdueSweep: { schedule: options.overdueSweep } } : {}),
+      ...(options.settingsStore !== undefined
+        ? {
+            settings: {
+              store: { host: options.settingsStore, passwordSecretRef: { name: SECRETS.redis, key: 'password' } },
+            },
+          }
+        : {}),
     },
     options.name,
     namespace,

@@ -11,6 +11,7 @@ import notificationApp, { RECEIVED_WINDOW } from '../../src/service/notification
 import { ServiceError } from '../../src/service/errors.ts';
 import type { DueReminders, EventPublisher, Sidecar, StoredTask, TaskStore } from '../../src/service/ports.ts';
 import type { ListQuery, Task, TaskPage } from '../../src/service/schemas/task.ts';
+import { LiveSettings } from '../../src/service/settings.ts';
 import { StartupGate } from '../../src/service/startup.ts';
 
 /** Tasks in a Map, for response shapes only. `failWith` makes every call throw that error. */
@@ -75,7 +76,6 @@ const sidecar: Sidecar = { loadedComponents: () => Promise.resolve(['state', 'pu
 const reminders: DueReminders = {
   schedule: () => Promise.resolve(),
   cancel: () => Promise.resolve(),
-  stop: () => Promise.resolve(),
 };
 
 let app: FastifyInstance | undefined;
@@ -93,6 +93,7 @@ async function serviceWith(store: TaskStore, { open = true, token }: { open?: bo
     store,
     events,
     reminders,
+    settings: new LiveSettings(),
     notifier: undefined,
     sidecar,
     gate,

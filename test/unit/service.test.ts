@@ -2,6 +2,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { EventCounters } from '../../src/service/event-counters.ts';
+import { applySettings, DEFAULT_SETTINGS, type Settings } from '../../src/service/settings.ts';
 import { classifyDelivery, taskEvent } from '../../src/service/events.ts';
 import { fieldOf } from '../../src/service/plugins/errors.ts';
 import { createTaskSchema, taskIdSchema, type Task } from '../../src/service/schemas/task.ts';
@@ -211,6 +212,34 @@ describe('due dates', () => {
     ['deleted past its due date: nothing left to cancel', at(past), undefined, undefined],
   ])('%s', (_what, before, after, change) => {
     expect(reminderChange(before, after, now)).toEqual(change);
+  });
+});
+
+describe('live settings', () => {
+  it.each<[string, Record<string, { value: string }>, Partial<Settings>, string[], string[]]>([
+    ['nothing set: the defaults', {}, {}, [], []],
+    [
+      'each key read',
+      { 'notifications-enabled': { value: 'false' }, 'max-page-size': { value: '25' }, 'read-only': { value: 'TRUE' } },
+      { notificationsEnabled: false, maxPageSize: 25, readOnly: true },
+      ['notifications-enabled', 'max-page-size', 'read-only'],
+      [],
+    ],
+    [
+      'bad values ignored, named, the last good ones kept',
+      { 'notifications-enabled': { value: 'nope' }, 'max-page-size': { value: '500' }, 'read-only': { value: '' } },
+      {},
+      [],
+      ['notifications-enabled', 'max-page-size', 'read-only'],
+    ],
+    ['a page size of 0 refused', { 'max-page-size': { value: '0' } }, {}, [], ['max-page-size']],
+    ['the same value again: no change', { 'read-only': { value: 'false' } }, {}, [], []],
+    ['unknown keys left alone', { 'log-level': { value: 'debug' } }, {}, [], []],
+  ])('%s', (_what, items, expected, changed, refused) => {
+    const result = applySettings(DEFAULT_SETTINGS, items);
+    expect(result.next).toEqual({ ...DEFAULT_SETTINGS, ...expected });
+    expect(result.changed.map((item) => item.key)).toEqual(changed);
+    expect(result.refused.map((item) => item.key)).toEqual(refused);
   });
 });
 

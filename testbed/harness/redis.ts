@@ -41,6 +41,9 @@ export async function startRedis(dir: string, password: string, port?: number, p
       'always',
       '--dir',
       dir,
+      // Keyspace notifications: Dapr's configuration.redis follows changes through them.
+      '--notify-keyspace-events',
+      'KA',
     ],
     logDir: dir,
   });
@@ -73,5 +76,31 @@ export function redisPing(redis: Pick<RedisServer, 'host' | 'port' | 'password'>
       if (reply.includes('+PONG') || reply.startsWith('-')) socket.end();
     });
     socket.write(`AUTH ${redis.password}\r\nPING\r\n`);
+  });
+}
+
+/** Runs one command (AUTH first) over RESP and resolves with the server's first reply line, e.g. `+OK`. */
+export function redisCommand(
+  redis: Pick<RedisServer, 'host' | 'port' | 'password'>,
+  ...args: string[]
+): Promise<string> {
+  const encode = (parts: string[]) =>
+    `*${parts.length}\r\n${parts.map((part) => `$${Buffer.byteLength(part)}\r\n${part}\r\n`).join('')}`;
+  return new Promise((resolve, reject) => {
+    const socket = connect(redis.port, redis.host);
+    let reply = '';
+    socket.setTimeout(5_000, () => socket.destroy(new Error('redis-server did not answer in 5 s')));
+    socket.on('error', reject);
+    socket.on('data', (chunk) => {
+      reply += chunk.toString();
+      const lines = reply.split('\r\n');
+      // The AUTH answer, then the command's.
+      if (lines.length > 2) {
+        socket.end();
+        if (!lines[0]?.startsWith('+OK')) reject(new Error(`AUTH answered ${lines[0] ?? ''}`));
+        else resolve(lines[1] ?? '');
+      }
+    });
+    socket.write(encode(['AUTH', redis.password]) + encode(args));
   });
 }

@@ -106,3 +106,16 @@ export function buildOverdueSweepComponent(taskApi: TaskApi): DaprComponent | un
     { name: 'route', value: OVERDUE_SWEEP_ROUTE },
   ]);
 }
+
+/** The live settings' store (spec.settings): a configuration.redis Component. None without the field. */
+export function buildSettingsComponent(taskApi: TaskApi): DaprComponent | undefined {
+  const store = taskApi.spec.settings?.store;
+  if (!store) return undefined;
+  return component(
+    taskApi,
+    names.settingsComponent(taskApi),
+    'settings-store',
+    'configuration.redis',
+    redisMetadata(store),
+  );
+}

@@ -191,6 +191,8 @@ export function buildTaskDeployment(
     [SERVICE_ENV.topic]: names.topic(taskApi),
     [SERVICE_ENV.secretStore]: names.secretStoreComponent(taskApi),
     ...(spec.notifications ? { [SERVICE_ENV.notificationAppId]: spec.notifications.appId } : {}),
+    ...(spec.settings ? { [SERVICE_ENV.settingsStore]: names.settingsComponent(taskApi) } : {}),
+    ...(spec.overdueSweep ? { [SERVICE_ENV.overdueSweepBinding]: names.overdueSweepComponent(taskApi) } : {}),
     ...(spec.apiTokenSecretRef
       ? {
           [SERVICE_ENV.apiTokenSecret]: spec.apiTokenSecretRef.name,

@@ -22,6 +22,19 @@ export function sdkLogService(logger: FastifyBaseLogger): LoggerService {
   return { error: forward, warn: forward, info: forward, verbose: forward, debug: forward };
 }
 
+/**
+ * A client over daprd's gRPC API, for what the SDK serves there only: the Jobs
+ * API's stubs (dapr/jobs.ts) and configuration subscriptions (settings.ts).
+ */
+export function createDaprGrpcClient(sidecar: SidecarAddress, logger: FastifyBaseLogger): DaprClient {
+  return new DaprClient({
+    daprHost: sidecar.host,
+    daprPort: String(sidecar.grpcPort),
+    communicationProtocol: CommunicationProtocolEnum.GRPC,
+    logger: { level: LogLevel.Info, service: sdkLogService(logger) },
+  });
+}
+
 /** One long-lived client per process, over daprd's HTTP API. */
 export function createDaprClient(sidecar: SidecarAddress, logger: FastifyBaseLogger): DaprClient {
   return new DaprClient({

@@ -6,13 +6,10 @@
  * scheduler keeps the job, so it fires after this process or the scheduler
  * restarts; daprd then POSTs /job/<name> to the app (routes/jobs.ts).
  */
-import { CommunicationProtocolEnum, DaprClient, LogLevel } from '@dapr/dapr';
+import type { DaprClient } from '@dapr/dapr';
 import type * as GrpcClientModule from '@dapr/dapr/implementation/Client/GRPCClient/GRPCClient.js';
-import type { FastifyBaseLogger } from 'fastify';
-import type { SidecarAddress } from '../config.ts';
 import { ServiceError } from '../errors.ts';
 import type { DueReminders } from '../ports.ts';
-import { sdkLogService } from './client.ts';
 
 /** The job of task `id`'s due date. */
 export const dueJobName = (id: string): string => `${DUE_JOB_PREFIX}${id}`;
@@ -25,13 +22,8 @@ const NOT_FOUND = 5;
 type GRPCClient = GrpcClientModule.default;
 type JobsClient = Awaited<ReturnType<GRPCClient['getClient']>>;
 
-export function daprDueReminders(sidecar: SidecarAddress, logger: FastifyBaseLogger): DueReminders {
-  const sdk = new DaprClient({
-    daprHost: sidecar.host,
-    daprPort: String(sidecar.grpcPort),
-    communicationProtocol: CommunicationProtocolEnum.GRPC,
-    logger: { level: LogLevel.Info, service: sdkLogService(logger) },
-  });
+/** `sdk`: a DaprClient over gRPC (createDaprGrpcClient). */
+export function daprDueReminders(sdk: DaprClient): DueReminders {
   // Started on first use, not at start-up: the routes that need it answer 503 until the sidecar serves.
   let client: Promise<JobsClient> | undefined;
   const jobs = (): Promise<JobsClient> => {
@@ -68,7 +60,6 @@ export function daprDueReminders(sidecar: SidecarAddress, logger: FastifyBaseLog
         if (codeOf(error) !== NOT_FOUND) throw error;
       }
     },
-    stop: () => sdk.stop(),
   };
 }
 

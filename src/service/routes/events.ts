@@ -12,6 +12,7 @@ import { classifyDelivery } from '../events.ts';
 import { LOG } from '../logging.ts';
 import { requireSidecar } from '../plugins/sidecar-auth.ts';
 import type { Notifier } from '../ports.ts';
+import type { LiveSettings } from '../settings.ts';
 import { deliveryAnswerSchema, type DeliveryAnswer } from '../schemas/event.ts';
 
 export interface EventRoutesOptions {
@@ -20,6 +21,8 @@ export interface EventRoutesOptions {
   counters: EventCounters;
   /** Dapr's app token: deliveries without it are not from this pod's sidecar (plugins/sidecar-auth.ts). */
   appToken?: string | undefined;
+  /** notifications-enabled off: events are handled, nobody is told. */
+  settings: LiveSettings;
 }
 
 export default function eventRoutes(fastify: FastifyInstance, options: EventRoutesOptions, done: () => void): void {
@@ -41,7 +44,11 @@ export default function eventRoutes(fastify: FastifyInstance, options: EventRout
         return { status: 'DROP' };
       }
       const fields = { type: event.type, eventId: event.id, taskId: event.task.id };
-      if (event.notify !== undefined && options.notifier !== undefined) {
+      if (
+        event.notify !== undefined &&
+        options.notifier !== undefined &&
+        options.settings.current.notificationsEnabled
+      ) {
         try {
           await options.notifier.notify(event.id, event.task, event.notify);
         } catch (error) {

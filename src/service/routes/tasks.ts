@@ -1,6 +1,6 @@
 /** The task API: create, read, list, change status, delete. */
 import { randomBytes } from 'node:crypto';
-import type { FastifyBaseLogger, FastifyInstance } from 'fastify';
+import type { FastifyBaseLogger, FastifyInstance, FastifyRequest } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { isServiceError, ServiceError } from '../errors.ts';
@@ -21,6 +21,7 @@ import {
   updateTaskSchema,
   type Task,
 } from '../schemas/task.ts';
+import type { LiveSettings } from '../settings.ts';
 import type { StartupGate } from '../startup.ts';
 import { completes, dueAtProblem, MonotonicIds, newTask, reminderChange, withChanges, withStatus } from '../tasks.ts';
 
@@ -29,6 +30,7 @@ export interface TaskRoutesOptions {
   events: EventPublisher;
   /** Due dates' reminders (Dapr's Jobs API). */
   reminders: DueReminders;
+  settings: LiveSettings;
   gate: StartupGate;
   /** Whether writes need the API token: the document declares bearer security, and 401, only then. */
   secured: boolean;
@@ -113,9 +115,16 @@ async function withReminder<T>(
 }
 
 export default function taskRoutes(fastify: FastifyInstance, options: TaskRoutesOptions, done: () => void): void {
-  const { store, events, reminders, gate, secured } = options;
+  const { store, events, reminders, settings, gate, secured } = options;
   const app = fastify.withTypeProvider<ZodTypeProvider>();
-  const authorize = requireToken(gate);
+  const token = requireToken(gate);
+  // Every write: the token (when one is set), then the read-only setting.
+  const authorize = async (request: FastifyRequest): Promise<void> => {
+    await token(request);
+    if (settings.current.readOnly) {
+      throw new ServiceError('read_only', 'the service is read-only for now (its read-only setting); retry later');
+    }
+  };
   // What a write route's schema adds when the token is required.
   const security = secured ? { security: [{ bearer: [] }] } : {};
   const writeErrors = (...codes: number[]) => (secured ? errorsOf(401, ...codes) : errorsOf(...codes));
@@ -183,7 +192,7 @@ export default function taskRoutes(fastify: FastifyInstance, options: TaskRoutes
         response: { 200: taskPageSchema, ...errorsOf(409) },
       },
     },
-    (request) => store.list(request.query),
+    (request) => store.list({ ...request.query, limit: Math.min(request.query.limit, settings.current.maxPageSize) }),
   );
 
   app.put(
