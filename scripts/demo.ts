@@ -104,6 +104,25 @@ async function realChainTour(): Promise<void> {
         .join('\n'),
     );
 
+    step("A task due in 5 seconds: its due date is a Dapr job on the cluster's scheduler");
+    const due = await call(tasks.url, 'POST', '/tasks', {
+      title: 'Send the invitations',
+      due_at: new Date(Date.now() + 5_000).toISOString(),
+    });
+    let reminded: unknown[] = [];
+    await waitUntil(
+      async () => {
+        const { items } = (await (await fetch(`${notifications.url}/notifications`)).json()) as {
+          items: { reason?: string; task: { id: string } }[];
+        };
+        reminded = items.filter((item) => item.reason === 'due' && item.task.id === due['id']);
+        return reminded.length > 0;
+      },
+      { what: 'the due-date reminder to fire', timeoutMs: 60_000 },
+    );
+    console.log(`the job fired at its due date: task.due was published, and the notification service told:`);
+    console.log(JSON.stringify(reminded, null, 2));
+
     step('GET /tasks');
     const before = await listTasks(tasks.url);
 

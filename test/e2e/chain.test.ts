@@ -188,6 +188,32 @@ describe('the sample TaskApi on the real chain', () => {
     for (const entry of env) expect(entry.value ?? '').not.toMatch(/https?:|\.svc|tasks-notifications\./);
   });
 
+  it("fires a task's due date as a Dapr job on the cluster's scheduler: task.due handled, and the notification service told once", async () => {
+    const dueAt = new Date(Date.now() + 4_000).toISOString();
+    const response = await fetch(`${tasks.url}/tasks`, {
+      method: 'POST',
+      headers: json,
+      body: JSON.stringify({ title: 'Pay the invoice', due_at: dueAt }),
+    });
+    expect(response.status).toBe(201);
+    const created = (await response.json()) as TaskBody & { due_at?: string };
+    expect(created.due_at).toBe(dueAt);
+    const dueNotifications = async () =>
+      (
+        (await (await fetch(`${notifications.url}/notifications`)).json()) as {
+          items: { event_id: string; reason?: string; task: TaskBody }[];
+        }
+      ).items.filter((item) => item.task.id === created.id && item.reason === 'due');
+    await waitUntil(async () => (await dueNotifications()).length > 0, {
+      what: 'the due-date notification',
+      timeoutMs: 60_000,
+    });
+    expect(Date.now()).toBeGreaterThanOrEqual(Date.parse(dueAt) - 1_000);
+    await new Promise((resolve) => setTimeout(resolve, 3_000));
+    expect(await dueNotifications()).toHaveLength(1);
+    expect((await handledEvents(created.id)).has('task.due')).toBe(true);
+  });
+
   it("refuses a forged task.completed from another pod, and that pod's calls to a task pod's sidecar, while daprd's own deliveries get through", async () => {
     const [notificationPod] = await podNames(
       namespace,
