@@ -143,7 +143,10 @@ export class DaprTaskStore implements TaskStore {
     for (const item of items) {
       // daprd answers 200 even when the store is down, with an error per key.
       if (typeof item.error === 'string') {
-        throw new ServiceError('store_unavailable', `state get ${String(item.key)}: ${item.error}`);
+        // The store's own words (and the key) go to the log, as for every other store failure, not to the client.
+        throw new ServiceError('store_unavailable', `state get: ${String(item.key)}: ${item.error}`, {
+          cause: new Error(item.error),
+        });
       }
       const key = String(item.key);
       byKey.set(key, { key, value: item.data as unknown, etag: typeof item.etag === 'string' ? item.etag : undefined });
