@@ -20,6 +20,12 @@ export const LOG = {
   reminderUndoFailed: 'due-date reminder not moved back after a failed write; it fires at the later time',
   reminderFired: 'due-date reminder fired',
   reminderSkipped: 'due-date reminder fired for nothing to announce',
+  reminderMoved: 'due-date reminder fired early; moved to the due date',
+  jobUnknown: 'a Dapr job this service does not know fired; ignored',
+  sweepDone: 'overdue sweep done',
+  settingChanged: 'setting changed',
+  settingIgnored: 'setting ignored: not a valid value; the last good one stays',
+  settingsUnread: 'settings not read; the last ones stay',
 } as const;
 
 export function loggerOptions(level: string, service: string): LoggerOptions {

@@ -7,6 +7,7 @@
  * is ignored with a warning naming the key, and the last good one stays.
  */
 import type { DaprClient } from '@dapr/dapr';
+import { LOG } from './logging.ts';
 
 export interface Settings {
   /** notifications-enabled: completed and due tasks are announced to the notification service. */
@@ -93,12 +94,9 @@ export class LiveSettings {
   take(items: Record<string, { value: string } | undefined>, log: SettingsLog): void {
     const { next, changed, refused } = applySettings(this.settings, items);
     for (const { key, value } of refused) {
-      log.warn(
-        { key, value, expected: EXPECTED[key], kept: this.settings[KEYS[key].field] },
-        'setting ignored: not a valid value; the last good one stays',
-      );
+      log.warn({ key, value, expected: EXPECTED[key], kept: this.settings[KEYS[key].field] }, LOG.settingIgnored);
     }
-    for (const { key, value } of changed) log.info({ key, value }, 'setting changed');
+    for (const { key, value } of changed) log.info({ key, value }, LOG.settingChanged);
     this.settings = next;
   }
 
@@ -115,7 +113,7 @@ export class LiveSettings {
     });
     this.timer = setInterval(() => {
       read().catch((error: unknown) => {
-        log.warn({ err: error, store }, 'settings not read; the last ones stay');
+        log.warn({ err: error, store }, LOG.settingsUnread);
       });
     }, RESYNC_MS);
     this.timer.unref();

@@ -25,6 +25,11 @@ export class StartupGate {
     this.token = apiToken;
     this.opened = true;
   }
+
+  /** Throws not_ready (503) while start-up has not finished: what every route but the probes does first. */
+  check(): void {
+    if (!this.opened) throw new ServiceError('not_ready', 'the service is starting: its Dapr sidecar is not ready yet');
+  }
 }
 
 export interface StartupPlan {

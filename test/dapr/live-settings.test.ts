@@ -10,6 +10,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import type { StateBackend } from '../../src/api/resource.ts';
+import { LOG } from '../../src/service/logging.ts';
 import type { Notification } from '../../src/service/schemas/event.ts';
 import type { Task, TaskPage } from '../../src/service/schemas/task.ts';
 import { waitUntil } from '../../testbed/harness/process.ts';
@@ -79,7 +80,7 @@ describe.each(backends)('live settings on state.%s, through the Dapr Configurati
     expect(await pageSize()).toBe(5);
     await set('read-only', 'false');
     await waitUntil(async () => (await create()).status === 201, { what: 'writes taken again', timeoutMs: 10_000 });
-    const changes = lines().filter((line) => line.msg === 'setting changed' && line.key === 'read-only');
+    const changes = lines().filter((line) => line.msg === LOG.settingChanged && line.key === 'read-only');
     expect(changes.map((line) => line.value)).toEqual([true, false]);
     expect(stack.process.pid).toBe(pid);
   });
@@ -93,7 +94,9 @@ describe.each(backends)('live settings on state.%s, through the Dapr Configurati
     await set('notifications-enabled', 'false');
     await waitUntil(
       () =>
-        Promise.resolve(lines().some((line) => line.msg === 'setting changed' && line.key === 'notifications-enabled')),
+        Promise.resolve(
+          lines().some((line) => line.msg === LOG.settingChanged && line.key === 'notifications-enabled'),
+        ),
       { what: 'the change to be taken', timeoutMs: 10_000 },
     );
     const quiet = (await create()).body;
@@ -104,7 +107,8 @@ describe.each(backends)('live settings on state.%s, through the Dapr Configurati
     await waitUntil(
       () =>
         Promise.resolve(
-          lines().filter((line) => line.msg === 'setting changed' && line.key === 'notifications-enabled').length === 2,
+          lines().filter((line) => line.msg === LOG.settingChanged && line.key === 'notifications-enabled').length ===
+            2,
         ),
       { what: 'the change back to be taken', timeoutMs: 10_000 },
     );
@@ -117,10 +121,7 @@ describe.each(backends)('live settings on state.%s, through the Dapr Configurati
   it('ignores a bad value with a warning naming the key, keeping the last good one', async () => {
     await set('max-page-size', 'lots');
     await waitUntil(
-      () =>
-        Promise.resolve(
-          lines().some((line) => line.msg?.startsWith('setting ignored') === true && line.key === 'max-page-size'),
-        ),
+      () => Promise.resolve(lines().some((line) => line.msg === LOG.settingIgnored && line.key === 'max-page-size')),
       { what: 'the warning', timeoutMs: 10_000 },
     );
     expect(await pageSize()).toBe(5);

@@ -56,7 +56,7 @@ describe.each(backends)('the overdue sweep on state.%s, through a real cron bind
     }
     return handled;
   };
-  const sweeps = (): number => lines().filter((line) => line.msg === 'overdue sweep done').length;
+  const sweeps = (): number => lines().filter((line) => line.msg === LOG.sweepDone).length;
   const create = async (body: Record<string, unknown>): Promise<Task> => {
     const response = await api.request<Task>('POST', '/tasks', { title: `sweep ${Math.random()}`, ...body });
     expect(response.status, JSON.stringify(response.body)).toBe(201);

@@ -5,9 +5,21 @@
  * on every call to the app, and anything else that reaches the pod does not
  * have it. Compared in constant time, never logged.
  */
-import type { FastifyRequest } from 'fastify';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { ServiceError } from '../errors.ts';
 import { sameSecret } from './auth.ts';
+
+/**
+ * For routes daprd posts to whose body is not read (a job's data, a cron
+ * binding's event): Fastify refuses an empty JSON body, which is what daprd
+ * sends for them. Applies to the routes of the plugin it is called in.
+ */
+export function ignoreJsonBody(fastify: FastifyInstance): void {
+  fastify.removeContentTypeParser('application/json');
+  fastify.addContentTypeParser('application/json', { parseAs: 'string' }, (_request, _body, parsed) => {
+    parsed(null, undefined);
+  });
+}
 
 /** The header daprd sends the app token in. */
 export const APP_TOKEN_HEADER = 'dapr-api-token';

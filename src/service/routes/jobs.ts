@@ -11,9 +11,8 @@ import type { FastifyInstance } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { DUE_JOB_PREFIX } from '../dapr/jobs.ts';
-import { ServiceError } from '../errors.ts';
 import { LOG } from '../logging.ts';
-import { requireSidecar } from '../plugins/sidecar-auth.ts';
+import { ignoreJsonBody, requireSidecar } from '../plugins/sidecar-auth.ts';
 import type { DueReminders, EventPublisher, TaskStore } from '../ports.ts';
 import { taskIdSchema } from '../schemas/task.ts';
 import type { StartupGate } from '../startup.ts';
@@ -35,11 +34,8 @@ export const dueEventId = (id: string, dueAt: string): string => `${id}/due/${du
 export default function jobRoutes(fastify: FastifyInstance, options: JobRoutesOptions, done: () => void): void {
   const { store, events, reminders, gate } = options;
   const app = fastify.withTypeProvider<ZodTypeProvider>();
-  // daprd posts the job's data as JSON, empty for these jobs (the name says which task): not read at all.
-  app.removeContentTypeParser('application/json');
-  app.addContentTypeParser('application/json', { parseAs: 'string' }, (_request, _body, parsed) => {
-    parsed(null, undefined);
-  });
+  // daprd posts the job's data as JSON, empty for these jobs (the name says which task).
+  ignoreJsonBody(app);
   app.post(
     '/job/:name',
     {
@@ -47,12 +43,11 @@ export default function jobRoutes(fastify: FastifyInstance, options: JobRoutesOp
       schema: { hide: true, params: z.object({ name: z.string() }), response: { 200: z.object({}) } },
     },
     async (request) => {
-      if (!gate.isOpen)
-        throw new ServiceError('not_ready', 'the service is starting: its Dapr sidecar is not ready yet');
+      gate.check();
       const { name } = request.params;
       const id = taskIdSchema.safeParse(name.slice(DUE_JOB_PREFIX.length));
       if (!name.startsWith(DUE_JOB_PREFIX) || !id.success) {
-        request.log.warn({ job: name }, 'a Dapr job this service does not know fired; ignored');
+        request.log.warn({ job: name }, LOG.jobUnknown);
         return {};
       }
       const stored = await store.get(id.data);
@@ -63,10 +58,7 @@ export default function jobRoutes(fastify: FastifyInstance, options: JobRoutesOp
       }
       if (Date.parse(task.due_at) - Date.now() > EARLY_TOLERANCE_MS) {
         await reminders.schedule(task.id, task.due_at);
-        request.log.info(
-          { taskId: task.id, dueAt: task.due_at },
-          'due-date reminder fired early; moved to the due date',
-        );
+        request.log.info({ taskId: task.id, dueAt: task.due_at }, LOG.reminderMoved);
         return {};
       }
       await events.publish('task.due', task, dueEventId(task.id, task.due_at));

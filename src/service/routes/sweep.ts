@@ -12,8 +12,8 @@ import type { FastifyInstance } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { OVERDUE_SWEEP_ROUTE } from '../../api/contract.ts';
-import { ServiceError } from '../errors.ts';
-import { requireSidecar } from '../plugins/sidecar-auth.ts';
+import { LOG } from '../logging.ts';
+import { ignoreJsonBody, requireSidecar } from '../plugins/sidecar-auth.ts';
 import type { EventPublisher, TaskStore } from '../ports.ts';
 import type { TaskStatus } from '../schemas/task.ts';
 import type { StartupGate } from '../startup.ts';
@@ -36,11 +36,8 @@ const overdueMark = (id: string, dueAt: string): string => `overdue|${id}|${dueA
 export default function sweepRoutes(fastify: FastifyInstance, options: SweepRoutesOptions, done: () => void): void {
   const { store, events, gate } = options;
   const app = fastify.withTypeProvider<ZodTypeProvider>();
-  // The cron binding posts an empty JSON body: nothing in it is read.
-  app.removeContentTypeParser('application/json');
-  app.addContentTypeParser('application/json', { parseAs: 'string' }, (_request, _body, parsed) => {
-    parsed(null, undefined);
-  });
+  // The cron binding posts an empty JSON body.
+  ignoreJsonBody(app);
   app.post(
     OVERDUE_SWEEP_ROUTE,
     {
@@ -48,8 +45,7 @@ export default function sweepRoutes(fastify: FastifyInstance, options: SweepRout
       schema: { hide: true, response: { 200: z.object({ overdue: z.number(), announced: z.number() }) } },
     },
     async (request) => {
-      if (!gate.isOpen)
-        throw new ServiceError('not_ready', 'the service is starting: its Dapr sidecar is not ready yet');
+      gate.check();
       const now = Date.now();
       let overdue = 0;
       let announced = 0;
@@ -70,7 +66,7 @@ export default function sweepRoutes(fastify: FastifyInstance, options: SweepRout
           cursor = page.next_cursor ?? undefined;
         } while (cursor !== undefined);
       }
-      request.log.info({ overdue, announced }, 'overdue sweep done');
+      request.log.info({ overdue, announced }, LOG.sweepDone);
       return { overdue, announced };
     },
   );

@@ -148,7 +148,7 @@ export default function taskRoutes(fastify: FastifyInstance, options: TaskRoutes
 
   // eslint-disable-next-line @typescript-eslint/require-await -- Fastify runs async hooks without a done callback.
   app.addHook('onRequest', async () => {
-    if (!gate.isOpen) throw new ServiceError('not_ready', 'the service is starting: its Dapr sidecar is not ready yet');
+    gate.check();
   });
 
   app.post(
