@@ -75,9 +75,15 @@ function checkDueAt(value: string | null | undefined, now: Date): void {
   if (problem !== undefined) throw new ServiceError('validation_failed', problem, { field: 'due_at' });
 }
 
+/** Cancels task `id`'s reminder, after its write: one that survives (logged) finds nothing to announce when it fires. */
+async function cancelReminder(reminders: DueReminders, id: string, log: FastifyBaseLogger): Promise<void> {
+  await reminders.cancel(id).catch((error: unknown) => {
+    log.warn({ err: error, taskId: id }, LOG.reminderCancelFailed);
+  });
+}
+
 /**
- * Writes `after` over `before` (undefined: a new task; `after` undefined: a
- * delete) with the reminder kept in step: a new due date is scheduled before
+ * Writes `after` over `before` (undefined: a new task) with the reminder kept in step: a new due date is scheduled before
  * the write and the old one's reminder cancelled after it, so a stored due
  * date never lacks its reminder. A reminder left behind by a write that
  * failed is harmless (routes/jobs.ts checks the task when it fires); one moved
@@ -87,7 +93,7 @@ async function withReminder<T>(
   reminders: DueReminders,
   id: string,
   before: Task | undefined,
-  after: Task | undefined,
+  after: Task,
   write: () => Promise<T>,
   log: FastifyBaseLogger,
 ): Promise<T> {
@@ -106,11 +112,7 @@ async function withReminder<T>(
     }
     throw error;
   }
-  if (change === 'cancel') {
-    await reminders.cancel(id).catch((cancel: unknown) => {
-      log.warn({ err: cancel, taskId: id }, LOG.reminderCancelFailed);
-    });
-  }
+  if (change === 'cancel') await cancelReminder(reminders, id, log);
   return result;
 }
 
@@ -130,19 +132,29 @@ export default function taskRoutes(fastify: FastifyInstance, options: TaskRoutes
   const writeErrors = (...codes: number[]) => (secured ? errorsOf(401, ...codes) : errorsOf(...codes));
   const ids = new MonotonicIds();
 
-  /** Replaces `before` with `after` at `etag`, its reminder in step; a lost race answers 409 with the stored task. */
-  const replaceOrConflict = async (
-    before: Task,
-    after: Task,
-    etag: string,
+  /**
+   * Task `id` changed by `change`, at the version If-Match names (or the one
+   * read), its reminder in step; a lost race answers 409 with the stored task.
+   */
+  const changeTask = async (
+    id: string,
+    ifMatch: string | undefined,
+    change: (task: Task) => Task,
     log: FastifyBaseLogger,
-  ): Promise<number> => {
+  ): Promise<{ before: Task; after: Task; version: number }> => {
+    const current = await store.get(id);
+    if (!current) throw notFound(id);
+    const expected = ifMatch === undefined ? current.etag : unquoted(ifMatch);
+    if (expected !== current.etag) throw conflict(current.task);
+    const before = current.task;
+    const after = change(before);
     try {
-      return await withReminder(reminders, before.id, before, after, () => store.replace(after, etag), log);
+      const version = await withReminder(reminders, id, before, after, () => store.replace(after, expected), log);
+      return { before, after, version };
     } catch (error) {
       if (!isServiceError(error, 'etag_mismatch')) throw error;
-      const now = await store.get(before.id);
-      throw now ? conflict(now.task) : notFound(before.id);
+      const now = await store.get(id);
+      throw now ? conflict(now.task) : notFound(id);
     }
   };
 
@@ -218,15 +230,14 @@ export default function taskRoutes(fastify: FastifyInstance, options: TaskRoutes
           field: 'status',
         });
       }
-      const current = await store.get(id);
-      if (!current) throw notFound(id);
-      const ifMatch = request.headers['if-match'];
-      const expected = ifMatch === undefined ? current.etag : unquoted(ifMatch);
-      if (expected !== current.etag) throw conflict(current.task);
-      const updated = withStatus(current.task, status, new Date());
-      const version = await replaceOrConflict(current.task, updated, expected, request.log);
-      if (completes(current.task, updated)) await announce(events, 'task.completed', updated, request.log);
-      return reply.header('etag', quoted(String(version))).send(updated);
+      const { before, after, version } = await changeTask(
+        id,
+        request.headers['if-match'],
+        (task) => withStatus(task, status, new Date()),
+        request.log,
+      );
+      if (completes(before, after)) await announce(events, 'task.completed', after, request.log);
+      return reply.header('etag', quoted(String(version))).send(after);
     },
   );
 
@@ -245,16 +256,14 @@ export default function taskRoutes(fastify: FastifyInstance, options: TaskRoutes
       },
     },
     async (request, reply) => {
-      const { id } = request.params;
       checkDueAt(request.body.due_at, new Date());
-      const current = await store.get(id);
-      if (!current) throw notFound(id);
-      const ifMatch = request.headers['if-match'];
-      const expected = ifMatch === undefined ? current.etag : unquoted(ifMatch);
-      if (expected !== current.etag) throw conflict(current.task);
-      const updated = withChanges(current.task, request.body, new Date());
-      const version = await replaceOrConflict(current.task, updated, expected, request.log);
-      return reply.header('etag', quoted(String(version))).send(updated);
+      const { after, version } = await changeTask(
+        request.params.id,
+        request.headers['if-match'],
+        (task) => withChanges(task, request.body, new Date()),
+        request.log,
+      );
+      return reply.header('etag', quoted(String(version))).send(after);
     },
   );
 
@@ -275,9 +284,7 @@ export default function taskRoutes(fastify: FastifyInstance, options: TaskRoutes
       if (!deleted) throw notFound(id);
       // After the delete, as withReminder cancels: a reminder outliving its task finds nothing to announce.
       if (deleted.due_at !== undefined && deleted.status !== 'completed') {
-        await reminders.cancel(id).catch((error: unknown) => {
-          request.log.warn({ err: error, taskId: id }, LOG.reminderCancelFailed);
-        });
+        await cancelReminder(reminders, id, request.log);
       }
       await announce(events, 'task.deleted', deleted, request.log);
       return reply.code(204).send(null);
