@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { EventCounters } from '../../src/service/event-counters.ts';
 import { applySettings, DEFAULT_SETTINGS, type Settings } from '../../src/service/settings.ts';
+import { needsCopy } from '../../src/service/swap.ts';
 import { classifyDelivery, taskEvent } from '../../src/service/events.ts';
 import { fieldOf } from '../../src/service/plugins/errors.ts';
 import { createTaskSchema, taskIdSchema, type Task } from '../../src/service/schemas/task.ts';
@@ -19,6 +20,7 @@ import {
   pageKey,
   statusChain,
   taskKey,
+  type StoredValue,
 } from '../../src/service/task-index.ts';
 import {
   completes,
@@ -306,5 +308,50 @@ describe('event counters', () => {
       '# TYPE taskapi_task_events_total counter',
       '# TYPE taskapi_notifications_sent_total counter',
     ]);
+  });
+});
+
+describe('what verify and catch-up copy into the new store', () => {
+  const task: Task = {
+    id: '01a2341e-9191-7b96-bf58-35ba37196a86',
+    title: 'load 2.4.10',
+    description: '',
+    status: 'pending',
+    priority: 2,
+    created_at: '2026-12-02T00:19:08.305Z',
+    updated_at: '2026-12-02T00:19:08.305Z',
+  };
+  const listed = { page: 7, slot: 40 };
+  const live = (version: number, entries: boolean, changed: Partial<Task> = {}): StoredValue => ({
+    kind: 'live',
+    document: {
+      task: { ...task, ...changed },
+      version,
+      listed: entries ? listed : null,
+      byStatus: entries ? { page: 3, slot: 9 } : null,
+      generation: 'g1',
+    },
+  });
+  const incoming = { task, version: 1 };
+
+  it('copies a task the new store lacks, or holds an older or different copy of', () => {
+    expect(needsCopy(incoming, undefined)).toBe(true);
+    expect(needsCopy(incoming, { kind: 'absent' })).toBe(true);
+    expect(needsCopy({ task, version: 2 }, live(1, true))).toBe(true);
+    expect(needsCopy(incoming, live(1, true, { title: 'another' }))).toBe(true);
+  });
+
+  it('leaves a listed copy of the same or a newer version, a tombstone and a later swap’s copy alone', () => {
+    expect(needsCopy(incoming, live(1, true))).toBe(false);
+    expect(needsCopy(incoming, live(2, true, { status: 'in_progress' }))).toBe(false);
+    expect(needsCopy(incoming, { kind: 'buried', version: 2 })).toBe(false);
+    expect(needsCopy(incoming, { kind: 'superseded' })).toBe(false);
+  });
+
+  it('adopts a mirrored copy without entries even when it is newer than what the copier read', () => {
+    // The truth read at version 1, then a status change mirrored version 2 before the mirror was read:
+    // skipped as newer, the task was in no listing of the new store after the flip.
+    expect(needsCopy(incoming, live(2, false, { status: 'in_progress' }))).toBe(true);
+    expect(needsCopy(incoming, live(1, false))).toBe(true);
   });
 });
