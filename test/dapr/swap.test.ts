@@ -66,6 +66,14 @@ describe('a swap of state stores under load', () => {
 
   afterAll(() => stack.stop());
 
+  /** The later tests go on from where the first left the tasks: said plainly when it did not get there. */
+  async function expectTruth(store: StoreRef): Promise<void> {
+    for (const replica of stack.replicas) {
+      const { plan } = await swapPods(() => [], CONTROL_TOKEN).report(replica.url);
+      expect(plan.truth, `${replica.url} holds the tasks where the earlier test left them`).toEqual(store);
+    }
+  }
+
   it('moves 1,000 tasks from Redis to PostgreSQL and back while clients write, losing nothing', async () => {
     await seed(apis, model, 1_000);
     const before = await lostOrWrong(apis[0] as JsonClient, model);
@@ -107,8 +115,9 @@ describe('a swap of state stores under load', () => {
   }, 600_000);
 
   it('goes back to the old store, losing nothing, when the swap is undone during backfill or verify', async () => {
-    await seed(apis, model, 300);
     const current: StoreRef = { ...redis, generation: 'g2' };
+    await expectTruth(current);
+    await seed(apis, model, 300);
     for (const [generation, undoIn] of [
       ['g3', 'Backfill'],
       ['g4', 'Verify'],
@@ -140,6 +149,7 @@ describe('a swap of state stores under load', () => {
 
   it('goes on from what status recorded when the operator is killed in any phase, its last step never recorded', async () => {
     const current: StoreRef = { ...redis, generation: 'g2' };
+    await expectTruth(current);
     const pods = swapPods(() => stack.replicas.map((replica) => replica.url), CONTROL_TOKEN);
     const { promise: stopLoad, resolve: endLoad } = Promise.withResolvers<undefined>();
     const load = runLoad(apis, model, 4, stopLoad);

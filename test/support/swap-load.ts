@@ -245,7 +245,8 @@ export async function lostOrWrong(
     const extra = listedIds.filter((id) => !model.tasks.has(id));
     const deleted = extra.filter((id) => model.deleted.has(id)).length;
     problems.push(
-      `list: ${missing.length} acknowledged tasks missing, ${extra.length} not expected (${deleted} deleted)`,
+      `list: ${missing.length} acknowledged tasks missing, ${extra.length} not expected (${deleted} deleted)` +
+        (missing.length > 0 ? `; missing ${missing.slice(0, 5).join(', ')}` : ''),
     );
   }
   for (const task of listed) {
