@@ -45,6 +45,9 @@ export const swapUnderWay = (plan: SwapPlan): boolean => plan.mirror !== null ||
 
 const refKey = (ref: StoreRef): string => `${ref.component}/${ref.generation}`;
 
+/** What a job's copies found, by outcome: logged when it ends (how much a backfill really copied). */
+type Outcomes = Partial<Record<AdoptOutcome, number>>;
+
 /** A write the mirror has not taken yet: the version to mirror, or the deleted version to bury. */
 type Debt = { kind: 'put'; task: VersionedTask } | { kind: 'bury'; id: string; version: number };
 
@@ -72,8 +75,6 @@ export class SwapStore implements TaskStore {
   private waitingForOperator: boolean;
   private readonly debt = new Map<string, Debt>();
   private job: SwapJobStatus | null = null;
-  /** What each job's copies found, by outcome: logged when it ends (how much a backfill really copied). */
-  private readonly outcomes = new WeakMap<SwapJobStatus, Partial<Record<AdoptOutcome, number>>>();
   private cursor: CopyCursor | undefined;
   private readonly debtTimer: NodeJS.Timeout;
   /** This process: the driver tells a pod that restarted (and lost what it owed the mirror) from one that did not. */
@@ -287,11 +288,10 @@ export class SwapStore implements TaskStore {
       error: undefined,
     };
     this.job = status;
-    const outcomes: Partial<Record<AdoptOutcome, number>> = {};
-    this.outcomes.set(status, outcomes);
+    const outcomes: Outcomes = {};
     const truth = this.store(plan.truth);
     const mirror = this.store(plan.mirror);
-    void this.runJob(status, truth, mirror).then(
+    void this.runJob(status, outcomes, truth, mirror).then(
       () => {
         status.state = 'done';
         this.logger.info({ ...status, outcomes }, 'swap job done');
@@ -305,7 +305,12 @@ export class SwapStore implements TaskStore {
     return status;
   }
 
-  private async runJob(status: SwapJobStatus, truth: DaprTaskStore, mirror: DaprTaskStore): Promise<void> {
+  private async runJob(
+    status: SwapJobStatus,
+    outcomes: Outcomes,
+    truth: DaprTaskStore,
+    mirror: DaprTaskStore,
+  ): Promise<void> {
     const pair = `${refKey({ component: truth.storeName, generation: truth.generation })}>${refKey({ component: mirror.storeName, generation: mirror.generation })}`;
     status.total = await truth.approximateCount('all');
     const resume = status.kind === 'catch-up' && this.cursor?.pair === pair ? this.cursor : undefined;
@@ -315,7 +320,7 @@ export class SwapStore implements TaskStore {
       const { entries, missing } = await truth.entriesAt('all', position);
       const first = entries[0];
       if (first && first.position.slot === position.slot) {
-        const write = await this.copy(status, mirror, [first], true);
+        const write = await this.copy(status, outcomes, mirror, [first], true);
         await write();
       }
       if (missing[0]?.slot === position.slot) cursor.missing.push(position);
@@ -337,7 +342,7 @@ export class SwapStore implements TaskStore {
         reading.catch(() => undefined);
       }
       status.walked += entries.length + missing.length;
-      const write = await this.copy(status, mirror, entries, status.kind !== 'backfill', there);
+      const write = await this.copy(status, outcomes, mirror, entries, status.kind !== 'backfill', there);
       await writing;
       writing = write();
       writing.catch(() => undefined);
@@ -353,6 +358,7 @@ export class SwapStore implements TaskStore {
   /** Backfill: adopt every task. Verify and catch-up: compare first, adopt only what differs. */
   private async copy(
     status: SwapJobStatus,
+    outcomes: Outcomes,
     mirror: DaprTaskStore,
     tasks: VersionedTask[],
     compare: boolean,
@@ -374,10 +380,8 @@ export class SwapStore implements TaskStore {
     if (todo.length === 0) return nothing;
     const write = await mirror.adoptIndexed(todo, 1, todoRead);
     return async () => {
-      const outcomes: AdoptOutcome[] = await write();
-      status.copied += outcomes.filter((outcome) => outcome === 'copied' || outcome === 'indexed').length;
-      const tally = this.outcomes.get(status);
-      if (tally) for (const outcome of outcomes) tally[outcome] = (tally[outcome] ?? 0) + 1;
+      for (const outcome of await write()) outcomes[outcome] = (outcomes[outcome] ?? 0) + 1;
+      status.copied = (outcomes.copied ?? 0) + (outcomes.indexed ?? 0);
     };
   }
 }

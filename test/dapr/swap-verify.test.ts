@@ -7,7 +7,7 @@
  * task was in no listing once the new store was the truth, though a GET found
  * it (seen as one task in a thousand in the swap tests, now and then).
  */
-import { CommunicationProtocolEnum, DaprClient, LogLevel } from '@dapr/dapr';
+import type { DaprClient } from '@dapr/dapr';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import type { StoreRef } from '../../src/api/contract.ts';
 import { DEFAULT_SWAP_SETTINGS, startSwap, stepSwap, type SwapState } from '../../src/controller/swap.ts';
@@ -16,12 +16,11 @@ import { DaprTaskStore } from '../../src/service/dapr/task-store.ts';
 import type { Task } from '../../src/service/schemas/task.ts';
 import { jsonClient } from '../support/http.ts';
 import { swapPods } from '../support/swap-load.ts';
-import { startTaskServiceStack, type TaskServiceStack } from '../support/task-service-stack.ts';
+import { sidecarClient, startTaskServiceStack, type TaskServiceStack } from '../support/task-service-stack.ts';
 
 const testbed = inject('testbed');
 const TOKEN = 'swap-verify-control-token-0123456789';
 const SETTINGS = { ...DEFAULT_SWAP_SETTINGS, fenceTimeoutMs: 5_000, stepTimeoutMs: 20_000 };
-const quiet = (): void => undefined;
 
 describe('verify, when a mirrored write lands between its two reads', () => {
   let stack: TaskServiceStack;
@@ -34,16 +33,7 @@ describe('verify, when a mirrored write lands between its two reads', () => {
       stores: testbed,
       swap: { controlToken: TOKEN, replicas: 1 },
     });
-    client = new DaprClient({
-      daprHost: '127.0.0.1',
-      daprPort: String(stack.daprd.httpPort),
-      daprApiToken: stack.daprTokens.api,
-      communicationProtocol: CommunicationProtocolEnum.HTTP,
-      logger: {
-        level: LogLevel.Error,
-        service: { error: quiet, warn: quiet, info: quiet, verbose: quiet, debug: quiet },
-      },
-    });
+    client = sidecarClient(stack);
   }, 180_000);
 
   afterAll(async () => {

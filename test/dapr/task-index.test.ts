@@ -8,14 +8,13 @@
  * And one key holds a task for every generation a swap made in the store: a
  * later generation's copy is never overwritten by an earlier one's.
  */
-import { CommunicationProtocolEnum, DaprClient, LogLevel } from '@dapr/dapr';
+import type { DaprClient } from '@dapr/dapr';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { names } from '../../src/controller/names.ts';
 import { DaprTaskStore } from '../../src/service/dapr/task-store.ts';
-import { startTaskServiceStack, type TaskServiceStack } from '../support/task-service-stack.ts';
+import { sidecarClient, startTaskServiceStack, type TaskServiceStack } from '../support/task-service-stack.ts';
 
 const testbed = inject('testbed');
-const quiet = (): void => undefined;
 
 describe('the task index when two replicas start the same page', () => {
   let stack: TaskServiceStack;
@@ -23,17 +22,7 @@ describe('the task index when two replicas start the same page', () => {
 
   beforeAll(async () => {
     stack = await startTaskServiceStack(testbed, { name: 'index-race', backend: 'redis', stores: testbed });
-    client = new DaprClient({
-      daprHost: '127.0.0.1',
-      daprPort: String(stack.daprd.httpPort),
-      daprApiToken: stack.daprTokens.api,
-      communicationProtocol: CommunicationProtocolEnum.HTTP,
-      // The refused writes are the point: the SDK's own error lines would only be noise.
-      logger: {
-        level: LogLevel.Error,
-        service: { error: quiet, warn: quiet, info: quiet, verbose: quiet, debug: quiet },
-      },
-    });
+    client = sidecarClient(stack);
   }, 180_000);
 
   afterAll(async () => {

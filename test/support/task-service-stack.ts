@@ -9,6 +9,7 @@
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { CommunicationProtocolEnum, DaprClient, LogLevel } from '@dapr/dapr';
 import type { V1Deployment } from '@kubernetes/client-node';
 import { stringify } from 'yaml';
 import type { StateBackend, TaskApi } from '../../src/api/resource.ts';
@@ -321,4 +322,23 @@ export async function allTasks(api: JsonClient, limit: number, status?: string):
     cursor = page.body.next_cursor;
   } while (cursor !== null);
   return tasks;
+}
+
+/**
+ * An SDK client of the stack's own daprd (HTTP, with its API token), for tests
+ * that work the stores below the service. Quiet: the refused writes such tests
+ * provoke would only fill the log with the SDK's error lines.
+ */
+export function sidecarClient(stack: TaskServiceStack): DaprClient {
+  const quiet = (): void => undefined;
+  return new DaprClient({
+    daprHost: '127.0.0.1',
+    daprPort: String(stack.daprd.httpPort),
+    daprApiToken: stack.daprTokens.api,
+    communicationProtocol: CommunicationProtocolEnum.HTTP,
+    logger: {
+      level: LogLevel.Error,
+      service: { error: quiet, warn: quiet, info: quiet, verbose: quiet, debug: quiet },
+    },
+  });
 }

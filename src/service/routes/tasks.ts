@@ -83,9 +83,9 @@ async function cancelReminder(reminders: DueReminders, id: string, log: FastifyB
 }
 
 /**
- * Writes `after` over `before` (undefined: a new task) with the reminder kept in step: a new due date is scheduled before
- * the write and the old one's reminder cancelled after it, so a stored due
- * date never lacks its reminder. A reminder left behind by a write that
+ * Writes `after` over `before` (undefined: a new task) with the reminder kept
+ * in step: a new due date is scheduled before the write and the old one's
+ * reminder cancelled after it, so a stored due date never lacks its reminder. A reminder left behind by a write that
  * failed is harmless (routes/jobs.ts checks the task when it fires); one moved
  * later by a failed write is put back.
  */
