@@ -181,7 +181,14 @@ describe('a Deployment of the Node base image on the real node', () => {
         ).trim() === '1 3 True',
       { what: `${pod} to be restarted after its process exited with 3`, timeoutMs: 60_000 },
     );
-    expect(await k(['logs', '-n', namespace, pod, '--previous'])).toContain('web: listening on 8080');
+    // Right after the restart the kubelet may not find the previous container's log yet (seen once in CI:
+    // "unable to retrieve container logs for containerd://..."): asked again for a few seconds.
+    let previous = '';
+    await waitUntil(
+      async () => (previous = await k(['logs', '-n', namespace, pod, '--previous'])).includes('web: listening on 8080'),
+      { what: `the log of ${pod}'s exited container`, timeoutMs: 20_000 },
+    ).catch(() => undefined);
+    expect(previous).toContain('web: listening on 8080');
   });
 
   it('stops the containers when the Deployment is deleted', async () => {
