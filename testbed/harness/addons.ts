@@ -4,6 +4,7 @@
  * trimmed to this test bed), and Dapr's control plane installed with Dapr's own
  * Helm chart from the pinned dapr module, as a user installs it.
  */
+import { chownSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
 import { CLUSTER_DNS_IP } from './controlplane.ts';
@@ -128,20 +129,77 @@ export async function installCoreDns(kubeconfig: string, image: string): Promise
 export const daprChartDir = (): string =>
   join(goModuleDir('github.com/dapr/dapr', versions.DAPR_VERSION), 'charts', 'dapr');
 
+/** The scheduler's StatefulSet in Dapr's chart (1.18): three replicas, each an embedded etcd member. */
+const SCHEDULER_REPLICAS = 3;
+/** The user the chart's pods run as in the one Dapr image built here (images.ts). */
+const DAPR_USER = 65532;
+export const SCHEDULER_STORAGE_CLASS = 'taskapi-testbed-local';
+
+/**
+ * Storage for the scheduler's etcd members, so jobs outlive a restart of every
+ * scheduler pod, as on a cluster with a volume provisioner. This test bed has
+ * none: a StorageClass without a provisioner and one PersistentVolume per
+ * replica, a directory under the cluster's own directory (hostPath: the node's
+ * mount namespace sees the machine's /tmp), each bound ahead to the claim the
+ * StatefulSet makes for its pod. Removed with the cluster's directory.
+ */
+export function schedulerStorageManifests(dataDir: string): object[] {
+  return [
+    {
+      apiVersion: 'storage.k8s.io/v1',
+      kind: 'StorageClass',
+      metadata: { name: SCHEDULER_STORAGE_CLASS },
+      provisioner: 'kubernetes.io/no-provisioner',
+      reclaimPolicy: 'Retain',
+      volumeBindingMode: 'Immediate',
+    },
+    ...Array.from({ length: SCHEDULER_REPLICAS }, (_, ordinal) => ({
+      apiVersion: 'v1',
+      kind: 'PersistentVolume',
+      metadata: { name: `dapr-scheduler-data-${ordinal}` },
+      spec: {
+        capacity: { storage: '1Gi' },
+        accessModes: ['ReadWriteOnce'],
+        persistentVolumeReclaimPolicy: 'Retain',
+        storageClassName: SCHEDULER_STORAGE_CLASS,
+        hostPath: { path: join(dataDir, String(ordinal)), type: 'Directory' },
+        claimRef: {
+          namespace: DAPR_NAMESPACE,
+          name: `dapr-scheduler-data-dir-dapr-scheduler-server-${ordinal}`,
+        },
+      },
+    })),
+  ];
+}
+
 /**
  * `helm install` of Dapr's chart with the images built here (registry and tag
- * of the one Dapr image, never pulled), for one node: in-memory storage for the
- * scheduler's embedded etcd and placement's Raft log (no volume provisioner
- * here), and the injector's webhook failing closed, so a pod never starts
- * without its sidecar unnoticed. Failing closed with the chart's default (no
- * selector) would make every pod's creation wait for the injector, Dapr's own
- * and CoreDNS's included, so the webhook leaves those two namespaces out.
+ * of the one Dapr image, never pulled), for one node: the scheduler's etcd on
+ * the volumes above (`schedulerDataDir`), placement's Raft log in memory
+ * (actors are not used here), and the injector's webhook failing closed, so a
+ * pod never starts without its sidecar unnoticed. Failing closed with the
+ * chart's default (no selector) would make every pod's creation wait for the
+ * injector, Dapr's own and CoreDNS's included, so the webhook leaves those two
+ * namespaces out.
  */
 export async function installDapr(
   kubeconfig: string,
   helmHome: string,
   image: { registry: string; tag: string },
+  schedulerDataDir: string,
 ): Promise<void> {
+  for (let ordinal = 0; ordinal < SCHEDULER_REPLICAS; ordinal++) {
+    const dir = join(schedulerDataDir, String(ordinal));
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
+    chownSync(dir, DAPR_USER, DAPR_USER);
+  }
+  await kubectlOk(
+    kubeconfig,
+    ['apply', '-f', '-'],
+    schedulerStorageManifests(schedulerDataDir)
+      .map((manifest) => stringify(manifest))
+      .join('---\n'),
+  );
   await helmOk(kubeconfig, helmHome, [
     'install',
     DAPR_RELEASE,
@@ -169,7 +227,9 @@ export async function installDapr(
       ],
     })}`,
     '--set',
-    'dapr_scheduler.cluster.inMemoryStorage=true',
+    `dapr_scheduler.cluster.storageClassName=${SCHEDULER_STORAGE_CLASS}`,
+    '--set',
+    'dapr_scheduler.cluster.storageSize=1Gi',
     '--set',
     'dapr_placement.cluster.forceInMemoryLog=true',
     '--wait',

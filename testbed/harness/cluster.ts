@@ -196,7 +196,8 @@ export async function startRealCluster(options: RealClusterOptions = {}): Promis
     stoppers.push(() => faults.stop());
     const helmHome = join(dir, 'helm');
     mkdirSync(helmHome, { recursive: true });
-    if (options.dapr ?? true) await timed('dapr', () => installDapr(kubeconfig, helmHome, daprImage(built)));
+    if (options.dapr ?? true)
+      await timed('dapr', () => installDapr(kubeconfig, helmHome, daprImage(built), join(dir, 'scheduler-data')));
 
     return {
       dir,
