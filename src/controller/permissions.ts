@@ -3,7 +3,8 @@
  * owned kinds (from CHILD_KINDS) are watched, applied and pruned; TaskApis are
  * watched and their status written; Secrets are read (preflight, key names) and
  * three per TaskApi are created (the swap control token, Dapr's app and API
- * tokens), never changed, listed or deleted; task pods are listed;
+ * tokens), never changed, listed or deleted; task pods are listed, and the
+ * previous log of a restarting daprd read;
  * Events are created. Rendered into config/rbac by `npm run generate`.
  */
 import { GROUP, PLURAL } from '../api/resource.ts';
@@ -35,6 +36,8 @@ export function clusterRules(): PolicyRule[] {
     { apiGroups: [''], resources: ['secrets'], verbs: ['get', 'create'] },
     // A swap reaches every running task pod: a fresh list, never a watch.
     { apiGroups: [''], resources: ['pods'], verbs: ['list'] },
+    // While pods are missing, a restarting sidecar's last log names the Component it failed on.
+    { apiGroups: [''], resources: ['pods/log'], verbs: ['get'] },
     { apiGroups: [''], resources: ['events'], verbs: ['create'] },
   ];
 }

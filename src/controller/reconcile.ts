@@ -28,6 +28,7 @@ import { decideSwap, statusOf, SWAP_STEP_INTERVAL_MS, swapUnderWayOrDue } from '
 import type { TokenSecrets } from './control-token.ts';
 import { stepSwap, type SwapSettings } from './swap.ts';
 import { clusterSwapPods } from './swap-pods.ts';
+import { sidecarFailures } from './sidecar-failures.ts';
 
 /**
  * The API refusals retrying cannot fix: the object we render is invalid (400,
@@ -134,6 +135,10 @@ export async function reconcile(ctx: ReconcileContext, key: string): Promise<Rec
       });
       outcome.deployment = applied.deployment;
     }
+    if (podsMissing(taskApi, outcome.deployment)) {
+      // Not fatal to the pass: without them the status says only how many pods are available.
+      outcome.sidecars = await sidecarFailures(ctx.kube, taskApi).catch(() => undefined);
+    }
     if (decision.swap && token !== undefined) {
       const stepped = await stepSwap(decision.swap, clusterSwapPods(ctx.kube, taskApi, token), ctx.swapSettings);
       outcome.swap = { ...statusOf(taskApi, stepped), started: decision.started, reverted: decision.reverted };
@@ -151,7 +156,16 @@ export async function reconcile(ctx: ReconcileContext, key: string): Promise<Rec
   if (outcome.swap && outcome.swap.swap.phase !== 'Completed') return { requeueAfterMs: SWAP_STEP_INTERVAL_MS };
   // Completed this pass: the next one rolls the pods onto the new store and removes the old Component.
   if (outcome.swap) return { requeueAfterMs: 0 };
-  return missing.length > 0 ? { requeueAfterMs: MISSING_SECRET_RECHECK_MS } : {};
+  if (missing.length > 0) return { requeueAfterMs: MISSING_SECRET_RECHECK_MS };
+  // A sidecar that exits and restarts changes no Deployment field the operator watches: look again.
+  return podsMissing(taskApi, outcome.deployment) ? { requeueAfterMs: PODS_MISSING_RECHECK_MS } : {};
+}
+
+/** While fewer pods are available than asked for: how often the pass looks at why (a sidecar restarting). */
+export const PODS_MISSING_RECHECK_MS = 10_000;
+
+function podsMissing(taskApi: TaskApi, deployment: DeploymentState | undefined): boolean {
+  return deployment !== undefined && (deployment.status?.availableReplicas ?? 0) < taskApi.spec.replicas;
 }
 
 /** What is missing among the referenced Secrets and keys, named for a person. Reads key names only, never values. */

@@ -5,6 +5,7 @@
  */
 import type { ConditionType, StateBackend, TaskApi } from '../api/resource.ts';
 import type { Condition, TaskApiStatus } from '../api/taskapi.ts';
+import { sidecarFailureMessage, type SidecarFailure } from './sidecar-failures.ts';
 
 /** What the rollout judgement reads of a Deployment (a V1Deployment has it all). */
 export interface DeploymentState {
@@ -28,6 +29,8 @@ export interface PassOutcome {
   missing: string[];
   /** A failure this pass could not get past, already safe to show (no secret in it). */
   failure?: { reason: string; message: string };
+  /** Task pods whose Dapr sidecar exits and restarts (sidecar-failures.ts); looked for while pods are missing. */
+  sidecars?: SidecarFailure[];
   /** The swap of state stores this pass took a step of (migration.ts). */
   swap?: {
     swap: NonNullable<TaskApiStatus['swap']>;
@@ -109,7 +112,12 @@ export function computeStatus(taskApi: TaskApi, outcome: PassOutcome, now: strin
       ? { reason: 'SecretMissing', message: missingMessage(missing) }
       : migrating && swap?.message !== undefined
         ? { reason: 'SwapBlocked', message: `swap from ${swap.from} to ${swap.to}, ${swap.phase}: ${swap.message}` }
-        : undefined);
+        : outcome.sidecars?.length
+          ? {
+              reason: outcome.sidecars[0]?.component ? 'ComponentFailed' : 'SidecarFailing',
+              message: sidecarFailureMessage(outcome.sidecars),
+            }
+          : undefined);
   const progressing = migrating || !done || stateBackend !== target;
   const progressMessage =
     migrating && swap

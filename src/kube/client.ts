@@ -74,6 +74,7 @@ export interface ListPage {
 type Query = Record<string, string | number | boolean | undefined>;
 
 const APPLY_PATCH = 'application/apply-patch+yaml';
+const parseJson = (text: string): unknown => (text ? JSON.parse(text) : undefined);
 const REQUEST_TIMEOUT_MS = 30_000;
 /** Connections for requests; more wait their turn (each TLS connection holds memory). */
 const MAX_SOCKETS = 32;
@@ -192,11 +193,17 @@ export class KubeClient {
     query: Query = {},
     body?: unknown,
     contentType?: string,
+    decode: (text: string) => T = parseJson as (text: string) => T,
   ): Promise<T> {
     const token = this.connection.token();
     return token instanceof Promise
-      ? token.then((value) => this.exchange<T>(value, operation, method, path, query, body, contentType))
-      : this.exchange<T>(token, operation, method, path, query, body, contentType);
+      ? token.then((value) => this.exchange<T>(value, operation, method, path, query, body, contentType, decode))
+      : this.exchange<T>(token, operation, method, path, query, body, contentType, decode);
+  }
+
+  /** A GET whose answer is text, not JSON: a container's log. */
+  text(operation: string, path: string, query: Query): Promise<string> {
+    return this.send<string>(operation, 'GET', path, query, undefined, undefined, (text) => text);
   }
 
   private exchange<T>(
@@ -207,6 +214,7 @@ export class KubeClient {
     query: Query,
     body: unknown,
     contentType: string | undefined,
+    decode: (text: string) => T,
   ): Promise<T> {
     return new Promise<T>((resolve, reject) => {
       // Set once the request is open; every way out clears it, failures included.
@@ -236,7 +244,7 @@ export class KubeClient {
               return;
             }
             try {
-              resolve((text ? JSON.parse(text) : undefined) as T);
+              resolve(decode(text));
             } catch (error) {
               fail(error as Error);
             }

@@ -124,11 +124,12 @@ describe("the operator's service account", () => {
     ['update', 'secrets', TEAM],
     ['patch', 'secrets', TEAM],
     ['delete', 'secrets', TEAM],
-    // Pods: listed fresh during a swap, never made, changed, exec'd into or deleted.
+    // Pods: listed fresh, never made, changed, exec'd into or deleted; only their logs read.
     ['create', 'pods', TEAM],
     ['delete', 'pods', TEAM],
     ['create', 'pods/exec', TEAM],
-    ['get', 'pods/log', TEAM],
+    ['get', 'pods', TEAM],
+    ['watch', 'pods', TEAM],
     // Nothing about the cluster itself.
     ['create', 'namespaces', undefined],
     ['delete', 'namespaces', undefined],
@@ -155,6 +156,8 @@ describe("the operator's service account", () => {
       ['create', 'secrets'],
       ['patch', 'taskapis.taskapi.dev/status'],
       ['list', 'pods'],
+      // A restarting sidecar's previous log names the Component it fails on (status: ComponentFailed).
+      ['get', 'pods/log'],
       ['create', 'events'],
     ]) {
       expect(await can(OPERATOR, verb as string, resource as string, TEAM), `${verb} ${resource}`).toBe(true);

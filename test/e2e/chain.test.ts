@@ -6,7 +6,15 @@
  * criteria, each shown on it.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { OPERATOR_NAMESPACE, uninstallOperatorWithKustomize } from '../../testbed/harness/install.ts';
+import { join } from 'node:path';
+import { LOG } from '../../src/service/logging.ts';
+import { DAPR_NAMESPACE } from '../../testbed/harness/addons.ts';
+import {
+  BACKENDS_NAMESPACE,
+  OPERATOR_NAMESPACE,
+  repoRoot,
+  uninstallOperatorWithKustomize,
+} from '../../testbed/harness/install.ts';
 import { portForward as startPortForward, stateBackendPatch, taskApiEvents } from '../../testbed/harness/kubectl.ts';
 import { waitUntil } from '../../testbed/harness/process.ts';
 import { jsonClient } from '../support/http.ts';
@@ -391,6 +399,197 @@ describe('several TaskApis, deletion and operator restarts on the real chain', (
     await new Promise((resolve) => setTimeout(resolve, 5_000));
     expect(await runningState()).toEqual(before);
     expect((await fetch(`${tasks.url}/tasks?limit=1`)).status).toBe(200);
+  });
+});
+
+describe("the optional building blocks on the real chain (config/samples/features): the scheduler's jobs, the cron binding, live settings", () => {
+  const featurePods = 'app.kubernetes.io/instance=tasks-features,app.kubernetes.io/component=task-service';
+  let features: PortForward;
+  /** What the features TaskApi's pod logged, parsed. */
+  const featureLines = async () =>
+    logLines(await k(['logs', '-n', namespace, '-l', featurePods, '-c', 'task-service', '--tail=-1']));
+  /** The event ids of `type` handled for each task. */
+  const handledOf = async (type: string): Promise<Map<unknown, unknown[]>> => {
+    const handled = new Map<unknown, unknown[]>();
+    for (const line of await featureLines()) {
+      if (line.msg !== LOG.eventHandled || line.type !== type) continue;
+      handled.set(line.taskId, [...(handled.get(line.taskId) ?? []), line.eventId]);
+    }
+    return handled;
+  };
+  const create = async (body: object): Promise<TaskBody & { due_at?: string }> => {
+    const response = await fetch(`${features.url}/tasks`, {
+      method: 'POST',
+      headers: json,
+      body: JSON.stringify({ title: `feature ${Math.random()}`, ...body }),
+    });
+    expect(response.status).toBe(201);
+    return (await response.json()) as TaskBody & { due_at?: string };
+  };
+  const inMs = (ms: number): string => new Date(Date.now() + ms).toISOString();
+  /** redis-cli in the dev Redis of config/backends: the configuration store the sample's settings name. */
+  const redisCli = (...args: string[]): Promise<string> =>
+    k(['exec', '-n', BACKENDS_NAMESPACE, 'deploy/redis', '--', 'redis-cli', '-a', 'dev-redis-password', ...args]);
+
+  beforeAll(async () => {
+    await k(['apply', '-k', join(repoRoot, 'config', 'samples', 'features'), '-n', namespace]);
+    // The sample sweeps every five minutes; a test waits for a few sweeps.
+    await k([
+      'patch',
+      'taskapi',
+      'tasks-features',
+      '-n',
+      namespace,
+      '--type=merge',
+      '-p',
+      JSON.stringify({ spec: { overdueSweep: { schedule: '@every 2s' } } }),
+    ]);
+    await k(['wait', '--for=condition=Ready', 'taskapi/tasks-features', '-n', namespace, '--timeout=180s']);
+    await k(['rollout', 'status', 'deployment/tasks-features', '-n', namespace, '--timeout=180s']);
+    features = await portForward(namespace, 'service/tasks-features', 80);
+  });
+
+  afterAll(async () => {
+    await features.stop();
+    await redisCli('DEL', 'read-only', 'max-page-size');
+    await k(['delete', 'taskapi', 'tasks-features', '-n', namespace, '--wait=true']);
+  });
+
+  it('fires a reminder scheduled before every scheduler pod was deleted at once: its jobs are on volumes, not in memory', async () => {
+    const claims = await k([
+      'get',
+      'pvc',
+      '-n',
+      DAPR_NAMESPACE,
+      '-o',
+      'jsonpath={range .items[*]}{.metadata.name} {.status.phase}{"\\n"}{end}',
+    ]);
+    expect(claims.trim().split('\n').sort()).toEqual(
+      [0, 1, 2].map((ordinal) => `dapr-scheduler-data-dir-dapr-scheduler-server-${ordinal} Bound`),
+    );
+    const task = await create({ due_at: inMs(20_000) });
+    await k(['delete', 'pods', '-n', DAPR_NAMESPACE, '-l', 'app=dapr-scheduler-server', '--wait=true']);
+    await k(['rollout', 'status', 'statefulset/dapr-scheduler-server', '-n', DAPR_NAMESPACE, '--timeout=180s']);
+    await waitUntil(async () => (await handledOf('task.due')).has(task.id), {
+      what: 'task.due after the scheduler came back',
+      timeoutMs: 150_000,
+      intervalMs: 1_000,
+    });
+    expect(Date.now()).toBeGreaterThanOrEqual(Date.parse(task.due_at ?? '') - 1_000);
+    await new Promise((resolve) => setTimeout(resolve, 3_000));
+    expect((await handledOf('task.due')).get(task.id)).toHaveLength(1);
+    const fired = (await featureLines()).filter((line) => line.msg === LOG.reminderFired && line.taskId === task.id);
+    expect(fired).toHaveLength(1);
+  });
+
+  it('publishes task.overdue once for each task past its due date and not completed, from the cron binding the operator rendered', async () => {
+    const binding = await k([
+      'get',
+      'components.dapr.io',
+      '-n',
+      namespace,
+      '-l',
+      'app.kubernetes.io/instance=tasks-features',
+      '-o',
+      'jsonpath={range .items[*]}{.spec.type}{"\\n"}{end}',
+    ]);
+    expect(binding.split('\n')).toContain('bindings.cron');
+    const overdue = await create({ due_at: inMs(1_500) });
+    const completed = await create({ due_at: inMs(1_500) });
+    const notYet = await create({ due_at: inMs(3_600_000) });
+    const noDueDate = await create({});
+    const done = await fetch(`${features.url}/tasks/${completed.id}/status?status=completed`, { method: 'PUT' });
+    expect(done.status).toBe(200);
+    await waitUntil(async () => (await handledOf('task.overdue')).has(overdue.id), {
+      what: 'task.overdue for the overdue task',
+      timeoutMs: 30_000,
+      intervalMs: 500,
+    });
+    const sweeps = async () => (await featureLines()).filter((line) => line.msg === LOG.sweepDone).length;
+    const before = await sweeps();
+    await waitUntil(async () => (await sweeps()) >= before + 3, { what: 'three more sweeps', timeoutMs: 30_000 });
+    const handled = await handledOf('task.overdue');
+    expect(handled.get(overdue.id)).toEqual([`${overdue.id}/overdue/${overdue.due_at ?? ''}`]);
+    for (const task of [completed, notYet, noDueDate]) expect(handled.has(task.id), task.title).toBe(false);
+  });
+
+  it('takes a setting changed in the configuration store within seconds, without a restart, and ignores a bad value naming its key', async () => {
+    const [pod] = await podNames(namespace, featurePods);
+    if (!pod) throw new Error('a pod of tasks-features expected');
+    const restarts = () => podFields(namespace, pod, '{.status.containerStatuses[*].restartCount}');
+    const before = await restarts();
+    const createStatus = async () =>
+      (await fetch(`${features.url}/tasks`, { method: 'POST', headers: json, body: '{"title":"settings"}' })).status;
+    await redisCli('SET', 'read-only', 'true');
+    await waitUntil(async () => (await createStatus()) === 503, { what: 'writes refused', timeoutMs: 15_000 });
+    const refused = await fetch(`${features.url}/tasks`, { method: 'POST', headers: json, body: '{"title":"no"}' });
+    expect(((await refused.json()) as { code?: string }).code).toBe('read_only');
+    await redisCli('SET', 'read-only', 'false');
+    await waitUntil(async () => (await createStatus()) === 201, { what: 'writes taken again', timeoutMs: 15_000 });
+    await redisCli('SET', 'max-page-size', 'lots');
+    await waitUntil(
+      async () =>
+        (await featureLines()).some((line) => line.msg === LOG.settingIgnored && line.key === 'max-page-size'),
+      { what: 'the warning naming max-page-size', timeoutMs: 15_000 },
+    );
+    const page = (await (await fetch(`${features.url}/tasks?limit=20`)).json()) as { items: unknown[] };
+    expect(page.items.length).toBeGreaterThan(1);
+    const changes = (await featureLines()).filter(
+      (line) => line.msg === LOG.settingChanged && line.key === 'read-only',
+    );
+    expect(changes.map((line) => line.value)).toEqual([true, false]);
+    expect(await podNames(namespace, featurePods)).toEqual([pod]);
+    expect(await restarts()).toBe(before);
+  });
+
+  it('names in status the Component a sidecar cannot initialise (a settings store that does not resolve), and clears once it is fixed', async () => {
+    const broken = sampleTaskApi('tasks-nowhere', namespace) as { spec: Record<string, unknown> };
+    const store = (host: string) => ({
+      store: { host, passwordSecretRef: { name: 'taskapi-redis', key: 'password' } },
+    });
+    await apply([{ ...broken, spec: { ...broken.spec, settings: store('nowhere.taskapi-backends.svc:6379') } }]);
+    const degraded = () =>
+      k([
+        'get',
+        'taskapi',
+        'tasks-nowhere',
+        '-n',
+        namespace,
+        '-o',
+        'jsonpath={.status.conditions[?(@.type=="Degraded")].reason}: {.status.conditions[?(@.type=="Degraded")].message}',
+      ]);
+    await waitUntil(async () => (await degraded()).startsWith('ComponentFailed'), {
+      what: 'Degraded ComponentFailed on tasks-nowhere',
+      timeoutMs: 120_000,
+      intervalMs: 1_000,
+    });
+    const said = await degraded();
+    expect(said).toMatch(
+      /^ComponentFailed: the Dapr sidecar of pod tasks-nowhere-\S+ cannot initialise Component tasks-nowhere-settings \(configuration\.redis, from spec\.settings\.store\) and restarts; kubectl logs tasks-nowhere-\S+ -c daprd --previous says why$/,
+    );
+    // What `kubectl get taskapis -o wide` shows: not ready, no pod available, and why in its Message column.
+    const row = await k(['get', 'taskapis', 'tasks-nowhere', '-n', namespace, '-o', 'wide', '--no-headers']);
+    expect(row).toMatch(/^tasks-nowhere\s+(<none>\s+)?False\s+0\/1\s/);
+    expect(row).toContain('cannot initialise Component tasks-nowhere-settings');
+    const warnings = await taskApiEvents(
+      chain().kubeconfig,
+      namespace,
+      'jsonpath={range .items[?(@.involvedObject.name=="tasks-nowhere")]}{.type} {.reason}{"\\n"}{end}',
+    );
+    expect(warnings.split('\n')).toContain('Warning ComponentFailed');
+    await k([
+      'patch',
+      'taskapi',
+      'tasks-nowhere',
+      '-n',
+      namespace,
+      '--type=merge',
+      '-p',
+      JSON.stringify({ spec: { settings: store('redis.taskapi-backends.svc.cluster.local:6379') } }),
+    ]);
+    await k(['wait', '--for=condition=Ready', 'taskapi/tasks-nowhere', '-n', namespace, '--timeout=180s']);
+    expect(await degraded()).toBe('AsExpected: no problems found');
+    await k(['delete', 'taskapi', 'tasks-nowhere', '-n', namespace, '--wait=true']);
   });
 });
 

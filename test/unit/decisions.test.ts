@@ -10,6 +10,7 @@ import type { SwapPlan } from '../../src/api/contract.ts';
 import type { Placement } from '../../src/controller/desired.ts';
 import { decideSwap, swapUnderWayOrDue } from '../../src/controller/migration.ts';
 import { isTerminalApiError } from '../../src/controller/reconcile.ts';
+import { failedComponentInLog, renderedComponents } from '../../src/controller/sidecar-failures.ts';
 import { computeStatus, rolledOut, type DeploymentState, type PassOutcome } from '../../src/controller/status.ts';
 import { preflightKeyOf, renderingOf, VerifiedPasses, type VerifiedPass } from '../../src/controller/verified.ts';
 import { KubeApiError } from '../../src/kube/client.ts';
@@ -281,6 +282,47 @@ describe('status computed by a pass', () => {
     });
     expect(status.conditions?.find((c) => c.type === 'Degraded')?.message).toBe('apply Deployment: 422 Invalid');
   });
+
+  it('a sidecar that keeps failing on a Component: Degraded naming it, the field to fix and the log to read, and the same status while it goes on failing', () => {
+    const settings = { name: 'tasks-settings', type: 'configuration.redis', field: 'spec.settings.store' };
+    const failing = outcome({
+      deployment: deployment(2, 1),
+      sidecars: [
+        { pod: 'tasks-7d9-abc', exitCode: 1, component: settings },
+        { pod: 'tasks-7d9-def', exitCode: 1, component: settings },
+      ],
+    });
+    const first = computeStatus(withStatus(redis, undefined), failing, NOW);
+    expect(conditionsOf(first)).toEqual({
+      Ready: `False ComponentFailed @${NOW} gen1`,
+      Progressing: `False Blocked @${NOW} gen1`,
+      Degraded: `True ComponentFailed @${NOW} gen1`,
+    });
+    expect(first.conditions?.find((c) => c.type === 'Ready')?.message).toBe(
+      'the Dapr sidecar of pod tasks-7d9-abc (and 1 more pod(s)) cannot initialise Component tasks-settings (configuration.redis, from spec.settings.store) and restarts; kubectl logs tasks-7d9-abc -c daprd --previous says why',
+    );
+    expect(computeStatus(withStatus(redis, first), failing, LATER)).toEqual(first);
+    // A sidecar exiting on something else: what Kubernetes says of it; and none once the pods are back.
+    const unnamed = computeStatus(
+      withStatus(redis, first),
+      outcome({
+        deployment: deployment(2, 1),
+        sidecars: [{ pod: 'tasks-7d9-abc', exitCode: 2, component: undefined }],
+      }),
+      LATER,
+    );
+    expect(unnamed.conditions?.find((c) => c.type === 'Degraded')).toMatchObject({
+      status: 'True',
+      reason: 'SidecarFailing',
+      message:
+        'the Dapr sidecar of pod tasks-7d9-abc exits with exit code 2 and restarts; kubectl logs tasks-7d9-abc -c daprd --previous says why',
+    });
+    const back = computeStatus(withStatus(redis, unnamed), outcome({}), LATER);
+    expect(conditionsOf(back)).toMatchObject({
+      Ready: `True Available @${LATER} gen1`,
+      Degraded: `False AsExpected @${LATER} gen1`,
+    });
+  });
 });
 
 describe('which API errors stop the retries', () => {
@@ -353,5 +395,47 @@ describe('the verified-pass cache', () => {
     expect(cache.passedPreflight('team-a/tasks', 3, 'postgresql')).toBe(false);
     cache.delete('team-a/tasks');
     expect(cache.stillInPlace('team-a/tasks', rendering, 2, () => 'h1')).toBeUndefined();
+  });
+});
+
+describe("which Component a restarting sidecar's previous log names", () => {
+  const components = renderedComponents(taskApiFixture({ stateBackend: 'redis' }, 'tasks'));
+  const line = (level: string, msg: string) =>
+    `time="2026-12-02T04:20:00.1Z" level=${level} msg="${msg}" app_id=tasks instance=tasks-7d9-abc scope=dapr.runtime.processor type=log ver=1.18.1`;
+
+  it('names the Component daprd failed to initialise before it exited, in text or JSON logs, with the field to fix', () => {
+    const log = [
+      line('info', 'Component loaded: tasks-secrets (secretstores.kubernetes/v1)'),
+      line('info', 'Component loaded: tasks-state-redis (state.redis/v1)'),
+      line(
+        'error',
+        'Failed to init component tasks-settings (configuration.redis/v1): [INIT_COMPONENT_FAILURE]: initialization error occurred for tasks-settings (configuration.redis/v1): redis store: error connecting to redis at nowhere:6379: dial tcp: lookup nowhere: no such host',
+      ),
+      line(
+        'warning',
+        'Error processing component, daprd will exit gracefully: process component tasks-settings error: [INIT_COMPONENT_FAILURE]: …',
+      ),
+      line('fatal', 'Fatal error from runtime: process component tasks-settings error: [INIT_COMPONENT_FAILURE]: …'),
+    ].join('\n');
+    expect(failedComponentInLog(log, components)).toEqual({
+      name: 'tasks-settings',
+      type: 'configuration.redis',
+      field: 'spec.settings.store',
+    });
+    const json = JSON.stringify({
+      level: 'error',
+      msg: 'Failed to init component tasks-state-postgresql (state.postgresql/v1): [INIT_COMPONENT_FAILURE]: …',
+      scope: 'dapr.runtime.processor',
+    });
+    expect(failedComponentInLog(json, components)?.field).toBe('spec.postgresql');
+  });
+
+  it("names nothing for a Component that is not the TaskApi's, or a log with no component failure", () => {
+    expect(
+      failedComponentInLog(line('error', 'Failed to init component other-state (state.redis/v1): …'), components),
+    ).toBeUndefined();
+    expect(
+      failedComponentInLog(line('fatal', 'Fatal error from runtime: failed to load certificate'), components),
+    ).toBeUndefined();
   });
 });
