@@ -446,7 +446,8 @@ describe("the optional building blocks on the real chain (config/samples/feature
     ]);
     await k(['wait', '--for=condition=Ready', 'taskapi/tasks-features', '-n', namespace, '--timeout=180s']);
     await k(['rollout', 'status', 'deployment/tasks-features', '-n', namespace, '--timeout=180s']);
-    features = await portForward(namespace, 'service/tasks-features', 80);
+    // Kept alive: a test deletes the pod it forwards to.
+    features = await startPortForward(chain().kubeconfig, namespace, 'service/tasks-features', 80, { keepAlive: true });
   });
 
   afterAll(async () => {
@@ -455,7 +456,7 @@ describe("the optional building blocks on the real chain (config/samples/feature
     await k(['delete', 'taskapi', 'tasks-features', '-n', namespace, '--wait=true']);
   });
 
-  it('fires a reminder scheduled before every scheduler pod was deleted at once: its jobs are on volumes, not in memory', async () => {
+  it('fires a reminder scheduled before its task pod and every scheduler pod were deleted at once: the jobs are on volumes, not in memory', async () => {
     const claims = await k([
       'get',
       'pvc',
@@ -468,8 +469,15 @@ describe("the optional building blocks on the real chain (config/samples/feature
       [0, 1, 2].map((ordinal) => `dapr-scheduler-data-dir-dapr-scheduler-server-${ordinal} Bound`),
     );
     const task = await create({ due_at: inMs(20_000) });
-    await k(['delete', 'pods', '-n', DAPR_NAMESPACE, '-l', 'app=dapr-scheduler-server', '--wait=true']);
+    // The task pod goes too: its Deployment makes a new one, whose sidecar the job is delivered to.
+    const [before] = await podNames(namespace, featurePods);
+    await Promise.all([
+      k(['delete', 'pods', '-n', DAPR_NAMESPACE, '-l', 'app=dapr-scheduler-server', '--wait=true']),
+      k(['delete', 'pods', '-n', namespace, '-l', featurePods, '--wait=true']),
+    ]);
     await k(['rollout', 'status', 'statefulset/dapr-scheduler-server', '-n', DAPR_NAMESPACE, '--timeout=180s']);
+    await k(['rollout', 'status', 'deployment/tasks-features', '-n', namespace, '--timeout=180s']);
+    expect(await podNames(namespace, featurePods)).not.toContain(before);
     await waitUntil(async () => (await handledOf('task.due')).has(task.id), {
       what: 'task.due after the scheduler came back',
       timeoutMs: 150_000,

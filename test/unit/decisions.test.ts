@@ -404,18 +404,24 @@ describe("which Component a restarting sidecar's previous log names", () => {
     `time="2026-12-02T04:20:00.1Z" level=${level} msg="${msg}" app_id=tasks instance=tasks-7d9-abc scope=dapr.runtime.processor type=log ver=1.18.1`;
 
   it('names the Component daprd failed to initialise before it exited, in text or JSON logs, with the field to fix', () => {
+    // The last lines daprd 1.18.1 logged when its configuration store refused the connection.
     const log = [
       line('info', 'Component loaded: tasks-secrets (secretstores.kubernetes/v1)'),
       line('info', 'Component loaded: tasks-state-redis (state.redis/v1)'),
       line(
         'error',
-        'Failed to init component tasks-settings (configuration.redis/v1): [INIT_COMPONENT_FAILURE]: initialization error occurred for tasks-settings (configuration.redis/v1): redis store: error connecting to redis at nowhere:6379: dial tcp: lookup nowhere: no such host',
+        'Failed to init component tasks-settings (configuration.redis/v1): [INIT_COMPONENT_FAILURE]: initialization error occurred for tasks-settings (configuration.redis/v1): redis store: error connecting to redis at 127.0.0.1:1: dial tcp 127.0.0.1:1: connect: connection refused',
       ),
       line(
         'warning',
-        'Error processing component, daprd will exit gracefully: process component tasks-settings error: [INIT_COMPONENT_FAILURE]: …',
+        'Error processing component, daprd will exit gracefully: process component tasks-settings error: [INIT_COMPONENT_FAILURE]: initialization error occurred for tasks-settings (configuration.redis/v1): …',
       ),
-      line('fatal', 'Fatal error from runtime: process component tasks-settings error: [INIT_COMPONENT_FAILURE]: …'),
+      line('info', 'All outstanding components processed'),
+      `time="2026-12-02T04:26:03.94371706Z" level=info msg="stopping mDNS server for app id: tasks" app_id=tasks component="nr (mdns/v1)" instance=tasks-7d9-abc scope=dapr.contrib type=log ver=1.18.1`,
+      line(
+        'fatal',
+        'Fatal error from runtime: process component tasks-settings error: [INIT_COMPONENT_FAILURE]: initialization error occurred for tasks-settings (configuration.redis/v1): …',
+      ),
     ].join('\n');
     expect(failedComponentInLog(log, components)).toEqual({
       name: 'tasks-settings',
