@@ -478,6 +478,10 @@ describe("the optional building blocks on the real chain (config/samples/feature
     await k(['rollout', 'status', 'statefulset/dapr-scheduler-server', '-n', DAPR_NAMESPACE, '--timeout=180s']);
     await k(['rollout', 'status', 'deployment/tasks-features', '-n', namespace, '--timeout=180s']);
     expect(await podNames(namespace, featurePods)).not.toContain(before);
+    await waitUntil(async () => (await fetch(`${features.url}/tasks?limit=1`).catch(() => undefined))?.status === 200, {
+      what: 'the port-forward to reach the new pod',
+      timeoutMs: 30_000,
+    });
     await waitUntil(async () => (await handledOf('task.due')).has(task.id), {
       what: 'task.due after the scheduler came back',
       timeoutMs: 150_000,
