@@ -16,6 +16,7 @@
  *
  *   npm run bench:service
  *   BENCH_SECONDS=10 BENCH_CONCURRENCY=16 npm run bench:service
+ *   BENCH_WRITE_EVERY=1 npm run bench:service        (creates only; 1000000: reads only)
  */
 import { join } from 'node:path';
 import type { StateBackend } from '../src/api/resource.ts';
@@ -29,8 +30,8 @@ import { startTaskServiceStack, type TaskServiceStack } from '../test/support/ta
 const ROUND_MS = Number(process.env['BENCH_SECONDS'] ?? 4) * 1000;
 const CONCURRENCY = Number(process.env['BENCH_CONCURRENCY'] ?? 8);
 const ROUNDS = 3;
-/** One write in five, the rest reads of tasks written before. */
-const WRITE_EVERY = 5;
+/** One write in five (BENCH_WRITE_EVERY), the rest reads of tasks written before. */
+const WRITE_EVERY = Number(process.env['BENCH_WRITE_EVERY'] ?? 5);
 
 interface Target {
   name: string;
