@@ -12,7 +12,8 @@
  */
 import type { StateBackend, TaskApi } from '../api/resource.ts';
 import type { KubeClient } from '../kube/client.ts';
-import { names, selectorLabels } from './names.ts';
+import { names } from './names.ts';
+import { listTaskPods } from './task-pods.ts';
 
 /** A Component the operator renders for a TaskApi, with what a person edits to fix it. */
 export interface RenderedComponent {
@@ -70,30 +71,10 @@ export function failedComponentInLog(log: string, components: RenderedComponent[
   return found;
 }
 
-interface PodList {
-  items: {
-    metadata: { name: string };
-    status?: {
-      containerStatuses?: {
-        name: string;
-        ready: boolean;
-        restartCount: number;
-        lastState?: { terminated?: { exitCode?: number } };
-      }[];
-    };
-  }[];
-}
-
 /** The task pods whose daprd is not ready and has exited at least once, with what its last run failed on. */
 export async function sidecarFailures(kube: KubeClient, taskApi: TaskApi): Promise<SidecarFailure[]> {
   const { namespace } = taskApi.metadata;
-  const selector = Object.entries(selectorLabels(taskApi, 'task-service'))
-    .map(([key, value]) => `${key}=${value}`)
-    .join(',');
-  const pods = (await kube.list('list task pods', `/api/v1/namespaces/${namespace}/pods`, {
-    labelSelector: selector,
-  })) as unknown as PodList;
-  const failing = pods.items.flatMap((pod) => {
+  const failing = (await listTaskPods(kube, taskApi)).flatMap((pod) => {
     const daprd = pod.status?.containerStatuses?.find((container) => container.name === 'daprd');
     if (!daprd || daprd.ready || daprd.restartCount === 0 || !daprd.lastState?.terminated) return [];
     return [{ pod: pod.metadata.name, exitCode: daprd.lastState.terminated.exitCode }];

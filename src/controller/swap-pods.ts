@@ -15,35 +15,23 @@ import {
 import type { TaskApi } from '../api/resource.ts';
 import type { KubeClient } from '../kube/client.ts';
 import { http } from '../kube/node-http.ts';
-import { selectorLabels } from './names.ts';
 import { buildSwapPlanConfigMap } from './resources/swap.ts';
 import type { SwapPods } from './swap.ts';
+import { listTaskPods } from './task-pods.ts';
 
 /** A pod that does not answer in this long counts as not confirming (the step says which). */
 const CALL_TIMEOUT_MS = 5_000;
 
-interface PodList {
-  items: {
-    metadata: { name: string };
-    status?: { phase?: string; podIP?: string };
-  }[];
-}
-
 export function clusterSwapPods(kube: KubeClient, taskApi: TaskApi, token: string): SwapPods {
-  const { namespace } = taskApi.metadata;
-  const selector = Object.entries(selectorLabels(taskApi, 'task-service'))
-    .map(([key, value]) => `${key}=${value}`)
-    .join(',');
   const byUrl = new Map<string, string>();
   const call = <T>(pod: string, method: string, path: string, body?: unknown): Promise<T> =>
     controlCall<T>(pod, byUrl.get(pod) ?? pod, method, path, token, body);
   return {
     async list() {
-      const pods = (await kube.list('list task pods', `/api/v1/namespaces/${namespace}/pods`, {
-        labelSelector: selector,
-      })) as unknown as PodList;
       // Running with an address: the pods that may be serving. Terminating ones still serve until they stop.
-      const running = pods.items.filter((pod) => pod.status?.phase === 'Running' && pod.status.podIP);
+      const running = (await listTaskPods(kube, taskApi)).filter(
+        (pod) => pod.status?.phase === 'Running' && pod.status.podIP,
+      );
       const urls = running.map((pod) => {
         const url = `http://${pod.status?.podIP ?? ''}:${taskApi.spec.appPort}`;
         byUrl.set(url, pod.metadata.name);

@@ -15,7 +15,12 @@ import {
   repoRoot,
   uninstallOperatorWithKustomize,
 } from '../../testbed/harness/install.ts';
-import { portForward as startPortForward, stateBackendPatch, taskApiEvents } from '../../testbed/harness/kubectl.ts';
+import {
+  portForward as startPortForward,
+  stateBackendPatch,
+  taskApiEvents,
+  taskApiPatch,
+} from '../../testbed/harness/kubectl.ts';
 import { waitUntil } from '../../testbed/harness/process.ts';
 import { jsonClient } from '../support/http.ts';
 import { emptyModel, lostOrWrong, runLoad, seed } from '../support/swap-load.ts';
@@ -434,16 +439,7 @@ describe("the optional building blocks on the real chain (config/samples/feature
   beforeAll(async () => {
     await k(['apply', '-k', join(repoRoot, 'config', 'samples', 'features'), '-n', namespace]);
     // The sample sweeps every five minutes; a test waits for a few sweeps.
-    await k([
-      'patch',
-      'taskapi',
-      'tasks-features',
-      '-n',
-      namespace,
-      '--type=merge',
-      '-p',
-      JSON.stringify({ spec: { overdueSweep: { schedule: '@every 2s' } } }),
-    ]);
+    await k(taskApiPatch('tasks-features', namespace, { overdueSweep: { schedule: '@every 2s' } }));
     await k(['wait', '--for=condition=Ready', 'taskapi/tasks-features', '-n', namespace, '--timeout=180s']);
     await k(['rollout', 'status', 'deployment/tasks-features', '-n', namespace, '--timeout=180s']);
     // Kept alive: a test deletes the pod it forwards to.
@@ -589,16 +585,9 @@ describe("the optional building blocks on the real chain (config/samples/feature
       'jsonpath={range .items[?(@.involvedObject.name=="tasks-nowhere")]}{.type} {.reason}{"\\n"}{end}',
     );
     expect(warnings.split('\n')).toContain('Warning ComponentFailed');
-    await k([
-      'patch',
-      'taskapi',
-      'tasks-nowhere',
-      '-n',
-      namespace,
-      '--type=merge',
-      '-p',
-      JSON.stringify({ spec: { settings: store('redis.taskapi-backends.svc.cluster.local:6379') } }),
-    ]);
+    await k(
+      taskApiPatch('tasks-nowhere', namespace, { settings: store('redis.taskapi-backends.svc.cluster.local:6379') }),
+    );
     await k(['wait', '--for=condition=Ready', 'taskapi/tasks-nowhere', '-n', namespace, '--timeout=180s']);
     expect(await degraded()).toBe('AsExpected: no problems found');
     await k(['delete', 'taskapi', 'tasks-nowhere', '-n', namespace, '--wait=true']);

@@ -6,9 +6,8 @@
  */
 import { chownSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { stringify } from 'yaml';
 import { CLUSTER_DNS_IP } from './controlplane.ts';
-import { helmOk, kubectlOk } from './kubectl.ts';
+import { applyManifests, helmOk, kubectlOk } from './kubectl.ts';
 import { goModuleDir, versions } from './prerequisites.ts';
 
 export const DAPR_NAMESPACE = 'dapr-system';
@@ -115,13 +114,7 @@ export function coreDnsManifests(image: string): object[] {
 }
 
 export async function installCoreDns(kubeconfig: string, image: string): Promise<void> {
-  await kubectlOk(
-    kubeconfig,
-    ['apply', '-f', '-'],
-    coreDnsManifests(image)
-      .map((manifest) => stringify(manifest))
-      .join('---\n'),
-  );
+  await applyManifests(kubeconfig, coreDnsManifests(image));
   await kubectlOk(kubeconfig, ['rollout', 'status', 'deployment/coredns', '-n', 'kube-system', '--timeout=120s']);
 }
 
@@ -193,13 +186,7 @@ export async function installDapr(
     mkdirSync(dir, { recursive: true, mode: 0o700 });
     chownSync(dir, DAPR_USER, DAPR_USER);
   }
-  await kubectlOk(
-    kubeconfig,
-    ['apply', '-f', '-'],
-    schedulerStorageManifests(schedulerDataDir)
-      .map((manifest) => stringify(manifest))
-      .join('---\n'),
-  );
+  await applyManifests(kubeconfig, schedulerStorageManifests(schedulerDataDir));
   await helmOk(kubeconfig, helmHome, [
     'install',
     DAPR_RELEASE,

@@ -1,4 +1,5 @@
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { stringify } from 'yaml';
 import { helmBinary, kubectlBinary } from './prerequisites.ts';
 import { waitUntil } from './process.ts';
 
@@ -48,8 +49,12 @@ export async function kubectlOk(kubeconfig: string, args: string[], input?: stri
   return stdoutOf('kubectl', args, await kubectl(kubeconfig, args, input));
 }
 
-/** `kubectl patch` arguments for the one field edit a user makes to move a TaskApi to another state store. */
-export const stateBackendPatch = (name: string, namespace: string, backend: string): string[] => [
+/** `kubectl apply -f -` of `manifests`, as one YAML stream. */
+export const applyManifests = (kubeconfig: string, manifests: object[]): Promise<string> =>
+  kubectlOk(kubeconfig, ['apply', '-f', '-'], manifests.map((manifest) => stringify(manifest)).join('---\n'));
+
+/** `kubectl patch` arguments for a merge patch of a TaskApi's spec. */
+export const taskApiPatch = (name: string, namespace: string, spec: object): string[] => [
   'patch',
   'taskapi',
   name,
@@ -58,8 +63,12 @@ export const stateBackendPatch = (name: string, namespace: string, backend: stri
   '--type',
   'merge',
   '-p',
-  JSON.stringify({ spec: { stateBackend: backend } }),
+  JSON.stringify({ spec }),
 ];
+
+/** `kubectl patch` arguments for the one field edit a user makes to move a TaskApi to another state store. */
+export const stateBackendPatch = (name: string, namespace: string, backend: string): string[] =>
+  taskApiPatch(name, namespace, { stateBackend: backend });
 
 /** `kubectl get events` of the TaskApis in `namespace`, oldest first, printed with `output` (`-o`). */
 export const taskApiEvents = (kubeconfig: string, namespace: string, output: string): Promise<string> =>
