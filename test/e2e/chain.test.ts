@@ -455,6 +455,47 @@ describe("the optional building blocks on the real chain (config/samples/feature
     await k(['delete', 'taskapi', 'tasks-features', '-n', namespace, '--wait=true']);
   });
 
+  it('fires a reminder scheduled before its task pod and every scheduler pod were deleted at once: the jobs are on volumes, not in memory', async () => {
+    const claims = await k([
+      'get',
+      'pvc',
+      '-n',
+      DAPR_NAMESPACE,
+      '-o',
+      'jsonpath={range .items[*]}{.metadata.name} {.status.phase}{"\\n"}{end}',
+    ]);
+    expect(claims.trim().split('\n').sort()).toEqual(
+      [0, 1, 2].map((ordinal) => `dapr-scheduler-data-dir-dapr-scheduler-server-${ordinal} Bound`),
+    );
+    const task = await create({ due_at: inMs(20_000) });
+    // The task pod goes too: its Deployment makes a new one, whose sidecar the job is delivered to.
+    const [before] = await podNames(namespace, featurePods);
+    await Promise.all([
+      k(['delete', 'pods', '-n', DAPR_NAMESPACE, '-l', 'app=dapr-scheduler-server', '--wait=true']),
+      k(['delete', 'pods', '-n', namespace, '-l', featurePods, '--wait=true']),
+    ]);
+    await k(['rollout', 'status', 'statefulset/dapr-scheduler-server', '-n', DAPR_NAMESPACE, '--timeout=180s']);
+    // Once in five CI runs one scheduler member hung after the full restart ('Failed to get etcd cron client:
+    // context canceled') until its liveness probe had the kubelet restart it; the new task pod's sidecar is not
+    // ready before it reaches every scheduler member, so this waits longer than a plain rollout.
+    await k(['rollout', 'status', 'deployment/tasks-features', '-n', namespace, '--timeout=360s']);
+    expect(await podNames(namespace, featurePods)).not.toContain(before);
+    await waitUntil(async () => (await fetch(`${features.url}/tasks?limit=1`).catch(() => undefined))?.status === 200, {
+      what: 'the port-forward to reach the new pod',
+      timeoutMs: 30_000,
+    });
+    await waitUntil(async () => (await handledOf('task.due')).has(task.id), {
+      what: 'task.due after the scheduler came back',
+      timeoutMs: 150_000,
+      intervalMs: 1_000,
+    });
+    expect(Date.now()).toBeGreaterThanOrEqual(Date.parse(task.due_at ?? '') - 1_000);
+    await new Promise((resolve) => setTimeout(resolve, 3_000));
+    expect((await handledOf('task.due')).get(task.id)).toHaveLength(1);
+    const fired = (await featureLines()).filter((line) => line.msg === LOG.reminderFired && line.taskId === task.id);
+    expect(fired).toHaveLength(1);
+  }, 600_000);
+
   it('publishes task.overdue once for each task past its due date and not completed, from the cron binding the operator rendered', async () => {
     const binding = await k([
       'get',
@@ -557,48 +598,6 @@ describe("the optional building blocks on the real chain (config/samples/feature
     expect(await degraded()).toBe('AsExpected: no problems found');
     await k(['delete', 'taskapi', 'tasks-nowhere', '-n', namespace, '--wait=true']);
   });
-
-  // Last in this block: what the full scheduler restart leaves behind touches no other test of it.
-  it('fires a reminder scheduled before its task pod and every scheduler pod were deleted at once: the jobs are on volumes, not in memory', async () => {
-    const claims = await k([
-      'get',
-      'pvc',
-      '-n',
-      DAPR_NAMESPACE,
-      '-o',
-      'jsonpath={range .items[*]}{.metadata.name} {.status.phase}{"\\n"}{end}',
-    ]);
-    expect(claims.trim().split('\n').sort()).toEqual(
-      [0, 1, 2].map((ordinal) => `dapr-scheduler-data-dir-dapr-scheduler-server-${ordinal} Bound`),
-    );
-    const task = await create({ due_at: inMs(20_000) });
-    // The task pod goes too: its Deployment makes a new one, whose sidecar the job is delivered to.
-    const [before] = await podNames(namespace, featurePods);
-    await Promise.all([
-      k(['delete', 'pods', '-n', DAPR_NAMESPACE, '-l', 'app=dapr-scheduler-server', '--wait=true']),
-      k(['delete', 'pods', '-n', namespace, '-l', featurePods, '--wait=true']),
-    ]);
-    await k(['rollout', 'status', 'statefulset/dapr-scheduler-server', '-n', DAPR_NAMESPACE, '--timeout=180s']);
-    // Once in five CI runs one scheduler member hung after the full restart ('Failed to get etcd cron client:
-    // context canceled') until its liveness probe had the kubelet restart it; the new task pod's sidecar is not
-    // ready before it reaches every scheduler member, so this waits longer than a plain rollout.
-    await k(['rollout', 'status', 'deployment/tasks-features', '-n', namespace, '--timeout=360s']);
-    expect(await podNames(namespace, featurePods)).not.toContain(before);
-    await waitUntil(async () => (await fetch(`${features.url}/tasks?limit=1`).catch(() => undefined))?.status === 200, {
-      what: 'the port-forward to reach the new pod',
-      timeoutMs: 30_000,
-    });
-    await waitUntil(async () => (await handledOf('task.due')).has(task.id), {
-      what: 'task.due after the scheduler came back',
-      timeoutMs: 150_000,
-      intervalMs: 1_000,
-    });
-    expect(Date.now()).toBeGreaterThanOrEqual(Date.parse(task.due_at ?? '') - 1_000);
-    await new Promise((resolve) => setTimeout(resolve, 3_000));
-    expect((await handledOf('task.due')).get(task.id)).toHaveLength(1);
-    const fired = (await featureLines()).filter((line) => line.msg === LOG.reminderFired && line.taskId === task.id);
-    expect(fired).toHaveLength(1);
-  }, 600_000);
 });
 
 describe('a swap of the sample from Redis to PostgreSQL on the real chain', () => {
