@@ -480,10 +480,17 @@ describe("the optional building blocks on the real chain (config/samples/feature
     // ready before it reaches every scheduler member, so this waits longer than a plain rollout.
     await k(['rollout', 'status', 'deployment/tasks-features', '-n', namespace, '--timeout=360s']);
     expect(await podNames(namespace, featurePods)).not.toContain(before);
-    await waitUntil(async () => (await fetch(`${features.url}/tasks?limit=1`).catch(() => undefined))?.status === 200, {
-      what: 'the port-forward to reach the new pod',
-      timeoutMs: 30_000,
-    });
+    // A create with a due date schedules a job: the new pod's sidecar reaches the scheduler again.
+    const scheduling = () =>
+      fetch(`${features.url}/tasks`, {
+        method: 'POST',
+        headers: json,
+        body: JSON.stringify({ title: 'scheduler back', due_at: inMs(3_600_000) }),
+      }).then(
+        (response) => response.status === 201,
+        () => false,
+      );
+    await waitUntil(scheduling, { what: 'the new pod to schedule jobs again', timeoutMs: 180_000, intervalMs: 1_000 });
     await waitUntil(async () => (await handledOf('task.due')).has(task.id), {
       what: 'task.due after the scheduler came back',
       timeoutMs: 150_000,
