@@ -3,12 +3,12 @@ import { randomBytes } from 'node:crypto';
 import type { FastifyBaseLogger, FastifyInstance, FastifyRequest } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
+import { Announcer } from '../announcer.ts';
 import { isServiceError, ServiceError } from '../errors.ts';
 import { LOG } from '../logging.ts';
 import { requireToken } from '../plugins/auth.ts';
 import { OPTIONAL_BODY } from '../plugins/openapi.ts';
 import type { DueReminders, EventPublisher, TaskStore } from '../ports.ts';
-import type { TaskEventType } from '../schemas/event.ts';
 import {
   createTaskSchema,
   errorSchema,
@@ -47,26 +47,6 @@ const unquoted = (header: string): string => header.replace(/^W\//, '').replace(
 const notFound = (id: string): ServiceError => new ServiceError('task_not_found', `task ${id} not found`);
 const conflict = (current: Task): ServiceError =>
   new ServiceError('etag_mismatch', `task ${current.id} changed since it was read`, { current });
-
-/**
- * Events follow the committed write. A failed publish is logged, not answered
- * as a failure: the task is stored, and a client retrying would write it twice.
- */
-async function announce(
-  events: EventPublisher,
-  type: TaskEventType,
-  task: Task,
-  log: FastifyBaseLogger,
-): Promise<void> {
-  try {
-    await events.publish(type, task);
-  } catch (error) {
-    log.error(
-      { code: isServiceError(error) ? error.code : 'internal', err: error, taskId: task.id, type },
-      LOG.publishFailed,
-    );
-  }
-}
 
 /** A due date sent in the past, or at this instant, is refused with 400 naming the field. */
 function checkDueAt(value: string | null | undefined, now: Date): void {
@@ -118,6 +98,9 @@ async function withReminder<T>(
 
 export default function taskRoutes(fastify: FastifyInstance, options: TaskRoutesOptions, done: () => void): void {
   const { store, events, reminders, settings, gate, secured } = options;
+  // Events follow the committed write, sent after the answer (announcer.ts).
+  const announcer = new Announcer(events);
+  fastify.addHook('onClose', () => announcer.drain());
   const app = fastify.withTypeProvider<ZodTypeProvider>();
   const token = requireToken(gate);
   // Every write: the token (when one is set), then the read-only setting.
@@ -179,7 +162,7 @@ export default function taskRoutes(fastify: FastifyInstance, options: TaskRoutes
       checkDueAt(request.body.due_at, now);
       const task = newTask(request.body, ids.next(now.getTime(), randomBytes(10)), now);
       await withReminder(reminders, task.id, undefined, task, () => store.create(task), request.log);
-      await announce(events, 'task.created', task, request.log);
+      await announcer.announce('task.created', task, request.log);
       // A new task is at version 1: the ETag a client sends back in If-Match without reading the task first.
       return reply.code(201).header('location', `/tasks/${task.id}`).header('etag', quoted('1')).send(task);
     },
@@ -236,7 +219,7 @@ export default function taskRoutes(fastify: FastifyInstance, options: TaskRoutes
         (task) => withStatus(task, status, new Date()),
         request.log,
       );
-      if (completes(before, after)) await announce(events, 'task.completed', after, request.log);
+      if (completes(before, after)) await announcer.announce('task.completed', after, request.log);
       return reply.header('etag', quoted(String(version))).send(after);
     },
   );
@@ -286,7 +269,7 @@ export default function taskRoutes(fastify: FastifyInstance, options: TaskRoutes
       if (deleted.due_at !== undefined && deleted.status !== 'completed') {
         await cancelReminder(reminders, id, request.log);
       }
-      await announce(events, 'task.deleted', deleted, request.log);
+      await announcer.announce('task.deleted', deleted, request.log);
       return reply.code(204).send(null);
     },
   );
