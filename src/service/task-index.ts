@@ -14,9 +14,9 @@
  * - A task's document `task|<id>` records its version (the ETag clients see,
  *   the service's own, so it means the same on any store) and the positions of
  *   its entries. An entry counts only while the document points back at it:
- *   entries are written before the document and cleared after it, so a request
- *   that fails half-way leaves an entry no reader counts, never a document no
- *   list finds.
+ *   a create writes both in one transaction, other changes write entries
+ *   before the document and clear them after it, so a request that fails
+ *   half-way leaves an entry no reader counts, never a document no list finds.
  *
  * Pure: the Dapr adapter (dapr/task-store.ts) reads and writes these shapes.
  */

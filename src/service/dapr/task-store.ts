@@ -2,12 +2,14 @@
  * TaskStore on a Dapr state store: task documents and the index chains of
  * task-index.ts, through Dapr's state API alone.
  *
- * Writes go entry first, document second (see task-index.ts), so no multi-key
- * transaction is needed: Dapr's Redis store runs one as MULTI/EXEC, where a
- * failed ETag check does not undo the rest, and the design does not rely on
- * it. Appends to a chain are group-committed: while one page write is in
- * flight, the appends that arrive meanwhile wait and go in the next write
- * together, so concurrent creates cost one page write per batch, not each.
+ * A create writes its entries and its document in one state transaction,
+ * group-committed: while one commit is in flight, the creates (and other
+ * appends) that arrive meanwhile wait and go in the next together, so
+ * concurrent creates cost one bulk read and one transaction per batch, not
+ * each (IndexWriter below says how a Redis transaction that does not roll
+ * back is made safe). Other changes go entry first, document second, and
+ * entries are cleared after the document moved on (task-index.ts), so they
+ * need no transaction over several keys.
  */
 import { isDeepStrictEqual } from 'node:util';
 import { StateConcurrencyEnum, StateConsistencyEnum, type DaprClient } from '@dapr/dapr';
@@ -43,6 +45,9 @@ import {
   type TaskDocument,
 } from '../task-index.ts';
 import { callDapr } from './client.ts';
+
+/** A key to write, under `etag`, or insert-only without one. */
+type Write = { key: string; value: unknown; etag: string | undefined };
 
 export interface StateItem {
   key: string;
@@ -255,23 +260,25 @@ export class DaprTaskStore implements TaskStore {
   }
 
   /**
-   * Writes several keys, each under its ETag (or insert-only without one): a
-   * key that does not exist yet gets a save of its own, the others one save
-   * for one key, one state transaction for more. Dapr's Redis store keeps a
-   * key insert-only only if a plain save created it (a transaction does not
-   * mark it first-write), so a page a transaction created would be taken over
-   * by the next insert-only save: two replicas starting the same new index
-   * page would both win, the later erasing the earlier's entries.
+   * Writes `pages`, each under its ETag (or insert-only without one), and
+   * `together` (new documents, insert-only on PostgreSQL) in the same
+   * transaction as the pages that exist. A page that does not exist yet gets a
+   * save of its own first: Dapr's Redis store keeps a key insert-only only if
+   * a plain save created it (a transaction does not mark it first-write), so a
+   * page a transaction created would be taken over by the next insert-only
+   * save: two replicas starting the same new index page would both win, the
+   * later erasing the earlier's entries. The rest go in one save for one key,
+   * one state transaction for more.
    * A failure may leave some written on Redis (its transactions do not roll
    * back): callers re-read.
    */
-  async writeAll(writes: { key: string; value: unknown; etag: string | undefined }[]): Promise<void> {
+  async writeAll(pages: Write[], together: Write[] = []): Promise<void> {
     const created = await Promise.allSettled(
-      writes.filter(({ etag }) => etag === undefined).map(({ key, value }) => this.write(key, value, undefined)),
+      pages.filter(({ etag }) => etag === undefined).map(({ key, value }) => this.write(key, value, undefined)),
     );
     const failed = created.find((outcome) => outcome.status === 'rejected');
     if (failed) throw failed.reason;
-    const changes = writes.filter((write): write is typeof write & { etag: string } => write.etag !== undefined);
+    const changes = [...pages.filter(({ etag }) => etag !== undefined), ...together];
     const [only] = changes;
     if (changes.length === 0) return;
     if (changes.length === 1 && only) {
@@ -280,9 +287,16 @@ export class DaprTaskStore implements TaskStore {
     }
     const operations: OperationType[] = inKeyOrder(changes).map(({ key, value, etag }) => ({
       operation: 'upsert',
-      request: { key, value, ...etagField(etag), options: FIRST_WRITE },
+      request: { key, value, ...(etag === undefined ? {} : etagField(etag)), options: FIRST_WRITE },
     }));
     await callDapr('state transaction', () => this.client.state.transaction(this.storeName, operations));
+  }
+
+  /** Deletes `key` if it still has `etag`. */
+  async deleteAt(key: string, etag: string): Promise<void> {
+    await callDapr('state delete', () =>
+      this.client.state.delete(this.storeName, key, { etag, concurrency: FIRST_WRITE.concurrency }),
+    );
   }
 
   /** One key read: the ETag clients see is the document's version, so the store's is not needed here. */
@@ -293,18 +307,12 @@ export class DaprTaskStore implements TaskStore {
     return { task: taskSchema.parse(stored.document.task), etag: String(stored.document.version) };
   }
 
-  private document(task: Task, version: number, listed: Position | null, byStatus: Position | null): object {
+  documentOf(task: Task, version: number, listed: Position | null, byStatus: Position | null): object {
     return documentValue({ task, version, listed, byStatus, generation: this.generation });
   }
 
   async create(task: Task): Promise<void> {
-    const [listed, byStatus] = await Promise.all([
-      this.index.append('all', task.id),
-      this.index.append(statusChain(task.status), task.id),
-    ]);
-    // Insert-only: a new id's document cannot exist yet.
-    const document = this.document(task, 1, listed, byStatus);
-    await this.writeOrFindWritten(taskKey(task.id), document, undefined);
+    await this.index.create({ task, value: (listed, byStatus) => this.documentOf(task, 1, listed, byStatus) });
   }
 
   /**
@@ -337,7 +345,11 @@ export class DaprTaskStore implements TaskStore {
     const moves = current.task.status !== task.status;
     const byStatus =
       moves && current.listed ? await this.index.append(statusChain(task.status), task.id) : current.byStatus;
-    await this.writeOrFindWritten(taskKey(task.id), this.document(task, version, current.listed, byStatus), item.etag);
+    await this.writeOrFindWritten(
+      taskKey(task.id),
+      this.documentOf(task, version, current.listed, byStatus),
+      item.etag,
+    );
     await this.clearLeftStatus(current, task);
     return version;
   }
@@ -351,10 +363,7 @@ export class DaprTaskStore implements TaskStore {
     const [item] = await this.read([taskKey(id)]);
     const current = this.live(item);
     if (!current || item?.etag === undefined) return undefined;
-    const { etag } = item;
-    await callDapr('state delete', () =>
-      this.client.state.delete(this.storeName, taskKey(id), { etag, concurrency: FIRST_WRITE.concurrency }),
-    );
+    await this.deleteAt(taskKey(id), item.etag);
     await this.clearEntries(current);
     return { task: current.task, version: current.version };
   }
@@ -393,7 +402,7 @@ export class DaprTaskStore implements TaskStore {
       const byStatus = moves
         ? await this.index.append(statusChain(incoming.task.status), incoming.task.id)
         : (current?.byStatus ?? null);
-      await this.write(key, this.document(incoming.task, incoming.version, listed, byStatus), item?.etag);
+      await this.write(key, this.documentOf(incoming.task, incoming.version, listed, byStatus), item?.etag);
       await this.clearLeftStatus(current, incoming.task);
     });
   }
@@ -459,7 +468,7 @@ export class DaprTaskStore implements TaskStore {
       return [
         {
           key: taskKey(newest.task.id),
-          value: this.document(newest.task, newest.version, listed, byStatus),
+          value: this.documentOf(newest.task, newest.version, listed, byStatus),
           etag: item?.etag,
         },
       ];
@@ -493,7 +502,7 @@ export class DaprTaskStore implements TaskStore {
           try {
             await this.write(
               taskKey(newest.task.id),
-              this.document(newest.task, newest.version, listed, byStatus),
+              this.documentOf(newest.task, newest.version, listed, byStatus),
               item?.etag,
             );
             await this.clearLeftStatus(current, newest.task);
@@ -542,7 +551,7 @@ export class DaprTaskStore implements TaskStore {
         byStatus = await this.index.append(statusChain(newest.task.status), incoming.task.id);
       }
       try {
-        await this.write(key, this.document(newest.task, newest.version, listed, byStatus), item?.etag);
+        await this.write(key, this.documentOf(newest.task, newest.version, listed, byStatus), item?.etag);
         return current ? 'indexed' : 'copied';
       } catch (error) {
         const retry = isServiceError(error, 'etag_mismatch') || isServiceError(error, 'store_unavailable');
@@ -696,23 +705,43 @@ export class DaprTaskStore implements TaskStore {
 /** The position after `position`. */
 const afterPosition = (position: Position): Position => ({ page: position.page, slot: position.slot + 1 });
 
-/** An id waiting to join a chain. */
-interface PendingAppend {
-  chain: Chain;
-  id: string;
-  resolve: (position: Position) => void;
+/** A task's new document, written in the transaction that places its entries in chains `all` and its status's. */
+interface NewDocument {
+  task: Task;
+  /** The task id's entry in `all`, then in its status's chain, once placed. */
+  value: (listed: Position, byStatus: Position) => object;
+}
+
+/** Ids waiting to join chains, and the new document that goes with them (a create). */
+interface PendingJob {
+  appends: { chain: Chain; id: string }[];
+  document: NewDocument | undefined;
+  resolve: (positions: Position[]) => void;
   reject: (error: unknown) => void;
 }
 
 /**
- * Appends ids to the last pages of their chains, group-committed: the appends
+ * Appends ids to the last pages of their chains, group-committed: the jobs
  * that wait while one commit is in flight go together in the next, which reads
- * every page it needs in one bulk get and writes every page it changed in one
- * state transaction, each page under its ETag.
+ * every page it needs in one bulk get and writes every page it changed, and
+ * the documents of the creates among them, in one state transaction, each page
+ * under its ETag.
+ *
+ * On PostgreSQL the transaction is all or nothing. Dapr's Redis store runs it
+ * as MULTI/EXEC, which applies the rest when a page's ETag check fails: the
+ * documents are then written, pointing at a place the page does not hold, so
+ * they count in no listing of that chain (task-index.ts: an entry counts only
+ * while its document points back). The retry reads those documents and writes
+ * them again under their ETags with the places it found; one a client changed
+ * meanwhile (it found the task through the other chain) keeps the change. If
+ * the retries give up, such documents are deleted again. A create that never
+ * answered can so leave its document behind only when its process dies in the
+ * few milliseconds between a lost race and the retry: a task no client was
+ * told of, listed in at most one chain.
  */
 class IndexWriter {
   private readonly store: DaprTaskStore;
-  private waiting: PendingAppend[] = [];
+  private waiting: PendingJob[] = [];
   private draining = false;
   /** Per chain, the page appends go to, as last seen; read from the tail hint on first use. */
   private readonly tails = new Map<Chain, number>();
@@ -721,9 +750,26 @@ class IndexWriter {
     this.store = store;
   }
 
-  append(chain: Chain, id: string): Promise<Position> {
+  async append(chain: Chain, id: string): Promise<Position> {
+    const [position] = await this.enqueue([{ chain, id }], undefined);
+    return position as Position;
+  }
+
+  /** Indexes a new task in `all` and its status's chain and writes its document, in one transaction. */
+  async create(document: NewDocument): Promise<void> {
+    const { id, status } = document.task;
+    await this.enqueue(
+      [
+        { chain: 'all', id },
+        { chain: statusChain(status), id },
+      ],
+      document,
+    );
+  }
+
+  private enqueue(appends: PendingJob['appends'], document: NewDocument | undefined): Promise<Position[]> {
     return new Promise((resolve, reject) => {
-      this.waiting.push({ chain, id, resolve, reject });
+      this.waiting.push({ appends, document, resolve, reject });
       if (!this.draining) void this.drain();
     });
   }
@@ -735,63 +781,142 @@ class IndexWriter {
       this.waiting = [];
       try {
         const positions = await this.commit(batch);
-        for (const entry of batch) entry.resolve(positions.get(`${entry.chain} ${entry.id}`) as Position);
+        for (const job of batch) {
+          job.resolve(job.appends.map(({ chain, id }) => positions.get(`${chain} ${id}`) as Position));
+        }
       } catch (error) {
-        for (const entry of batch) entry.reject(error);
+        for (const job of batch) job.reject(error);
       }
     }
     this.draining = false;
   }
 
-  /** Places every id of `batch` on its chain's last page (the next ones as pages fill). */
-  private async commit(batch: PendingAppend[]): Promise<Map<string, Position>> {
+  /** Places every id of `batch` on its chain's last page (the next ones as pages fill), with the new documents. */
+  private async commit(batch: PendingJob[]): Promise<Map<string, Position>> {
     const positions = new Map<string, Position>();
     let todo = new Map<Chain, string[]>();
-    for (const { chain, id } of batch) todo.set(chain, [...(todo.get(chain) ?? []), id]);
+    for (const { appends } of batch) {
+      for (const { chain, id } of appends) todo.set(chain, [...(todo.get(chain) ?? []), id]);
+    }
+    const unwritten = new Set(batch.flatMap((job) => (job.document ? [job] : [])));
+    // A transaction with documents failed: on Redis some may be written (see above), so they are read first.
+    let documentsMayExist = false;
     for (const chain of todo.keys()) if (!this.tails.has(chain)) this.tails.set(chain, await this.tailHint(chain));
-    for (let attempt = 1; todo.size > 0; attempt++) {
-      const chains = [...todo.keys()];
-      const keys = chains.map((chain) => this.store.pageKey(chain, this.tails.get(chain) ?? 0));
-      const pages = await this.store.read(keys);
-      const writes: { key: string; value: IndexPage; etag: string | undefined }[] = [];
-      const placedNow: [Chain, number, Map<string, number>][] = [];
-      const next = new Map<Chain, string[]>();
-      for (const [index, chain] of chains.entries()) {
-        const item = pages[index];
-        const current = asPage(item?.value);
-        const appended = appendIds(current, todo.get(chain) ?? []);
-        if ([...appended.slots.values()].some((slot) => slot >= current.slots.length)) {
-          writes.push({ key: keys[index] ?? '', value: appended.page, etag: item?.etag });
+    try {
+      for (let attempt = 1; todo.size > 0 || unwritten.size > 0; attempt++) {
+        const chains = [...todo.keys()];
+        const keys = chains.map((chain) => this.store.pageKey(chain, this.tails.get(chain) ?? 0));
+        const documentKeys = documentsMayExist ? [...unwritten].map((job) => taskKey(job.appends[0]?.id ?? '')) : [];
+        const read = await this.store.read([...keys, ...documentKeys]);
+        const writes: Write[] = [];
+        const placed = new Map<string, Position>();
+        const next = new Map<Chain, string[]>();
+        for (const [index, chain] of chains.entries()) {
+          const item = read[index];
+          const current = asPage(item?.value);
+          const appended = appendIds(current, todo.get(chain) ?? []);
+          if ([...appended.slots.values()].some((slot) => slot >= current.slots.length)) {
+            writes.push({ key: keys[index] ?? '', value: appended.page, etag: item?.etag });
+          }
+          const page = this.tails.get(chain) ?? 0;
+          for (const [id, slot] of appended.slots) placed.set(`${chain} ${id}`, { page, slot });
+          if (appended.rest.length > 0) next.set(chain, appended.rest);
         }
-        placedNow.push([chain, this.tails.get(chain) ?? 0, appended.slots]);
-        if (appended.rest.length > 0) next.set(chain, appended.rest);
-      }
-      try {
-        await this.store.writeAll(writes);
-      } catch (error) {
-        // A lost race shows as 409, or as a generic failure on some stores: a changed page tells.
-        if (!isServiceError(error, 'store_unavailable') && !isServiceError(error, 'etag_mismatch')) throw error;
-        const now = await this.store.read(writes.map((write) => write.key));
-        if (now.every((item, index) => item.etag === writes[index]?.etag)) throw error;
-        if (attempt >= PAGE_ATTEMPTS) {
-          throw new ServiceError('index_contention', `index pages kept changing; gave up after ${PAGE_ATTEMPTS} tries`);
+        const placedAt = (chain: Chain, id: string) => placed.get(`${chain} ${id}`) ?? positions.get(`${chain} ${id}`);
+        const ready: { job: PendingJob; write: Write | undefined }[] = [];
+        for (const [index, job] of [...unwritten].entries()) {
+          const [all, byStatus] = job.appends.map(({ chain, id }) => placedAt(chain, id));
+          if (!all || !byStatus) continue;
+          const stored = documentsMayExist ? read[keys.length + index] : undefined;
+          ready.push({ job, write: this.documentWrite(job.document as NewDocument, all, byStatus, stored) });
         }
-        await backoff(attempt);
-        continue;
+        try {
+          await this.store.writeAll(
+            writes,
+            ready.flatMap(({ write }) => (write ? [write] : [])),
+          );
+        } catch (error) {
+          // A lost race shows as 409, or as a generic failure on some stores: a changed page tells.
+          if (!isServiceError(error, 'store_unavailable') && !isServiceError(error, 'etag_mismatch')) throw error;
+          if (ready.length > 0) documentsMayExist = true;
+          const now = await this.store.read(writes.map((write) => write.key));
+          if (now.every((item, index) => item.etag === writes[index]?.etag)) throw error;
+          if (attempt >= PAGE_ATTEMPTS) {
+            throw new ServiceError(
+              'index_contention',
+              `index pages kept changing; gave up after ${PAGE_ATTEMPTS} tries`,
+            );
+          }
+          await backoff(attempt);
+          continue;
+        }
+        for (const [key, position] of placed) positions.set(key, position);
+        for (const { job } of ready) unwritten.delete(job);
+        for (const chain of next.keys()) {
+          const page = (this.tails.get(chain) ?? 0) + 1;
+          this.tails.set(chain, page);
+          // Only a hint (it never fails; see moveHint): not on the way of the appends that wait.
+          void this.moveHint(chain, page);
+        }
+        todo = next;
+        attempt = 0;
       }
-      for (const [chain, page, slots] of placedNow) {
-        for (const [id, slot] of slots) positions.set(`${chain} ${id}`, { page, slot });
-      }
-      for (const chain of next.keys()) {
-        const page = (this.tails.get(chain) ?? 0) + 1;
-        this.tails.set(chain, page);
-        // Only a hint (it never fails; see moveHint): not on the way of the appends that wait.
-        void this.moveHint(chain, page);
-      }
-      todo = next;
-      attempt = 0;
+    } catch (error) {
+      if (documentsMayExist) await this.forget([...unwritten]);
+      throw error;
     }
     return positions;
+  }
+
+  /**
+   * The write of a create's document once its entries are placed. `stored`:
+   * what its key holds after a transaction that failed, when that may have
+   * written it (Redis); undefined on the first try, when it cannot exist.
+   */
+  private documentWrite(
+    document: NewDocument,
+    listed: Position,
+    byStatus: Position,
+    stored: StateItem | undefined,
+  ): Write | undefined {
+    const key = taskKey(document.task.id);
+    const value = document.value(listed, byStatus);
+    if (stored?.etag === undefined) return { key, value, etag: undefined };
+    const found = this.store.stored(stored);
+    // Deleted by a client that found it through the chain its entry did reach: it stays deleted.
+    if (found.kind !== 'live') return undefined;
+    const current = found.document;
+    // Still the version this create wrote: the places found now. A client's change (version 2 on) is kept,
+    // with the places found now for the chains it is still in.
+    const rebased =
+      current.version === 1
+        ? value
+        : this.store.documentOf(
+            current.task,
+            current.version,
+            listed,
+            current.task.status === document.task.status ? byStatus : current.byStatus,
+          );
+    return isDeepStrictEqual(stored.value, rebased) ? undefined : { key, value: rebased, etag: stored.etag };
+  }
+
+  /** The documents of creates that gave up after a transaction that may have written them: deleted, best effort. */
+  private async forget(jobs: PendingJob[]): Promise<void> {
+    if (jobs.length === 0) return;
+    try {
+      const items = await this.store.read(jobs.map((job) => taskKey(job.document?.task.id ?? '')));
+      await Promise.all(
+        items.map((item) => {
+          const found = this.store.stored(item);
+          if (found.kind !== 'live' || found.document.version !== 1 || item.etag === undefined) {
+            return Promise.resolve();
+          }
+          return this.store.deleteAt(item.key, item.etag);
+        }),
+      );
+    } catch {
+      // The store is away: what is left counts in one chain at most, and only for a create that answered 503.
+    }
   }
 
   /** Where a chain's appends went last, by any replica (0 for a new chain). */
