@@ -58,6 +58,14 @@ export interface StateItem {
 
 /** How often a page write re-reads the page after losing a race for it before giving up with a 503. */
 const PAGE_ATTEMPTS = 8;
+/**
+ * How long a group commit goes on retrying while other replicas keep winning
+ * its pages, PAGE_ATTEMPTS tries at least, before answering 503. Two replicas
+ * creating without pause on one store lose about one race in three, again and
+ * again (each commit's read and write span most of the other's cycle), so a
+ * count of tries alone failed creates on a loaded machine (the swap test in CI).
+ */
+const COMMIT_PATIENCE_MS = 3_000;
 /** Bulk reads of a key its single read finds (created meanwhile, or a failed bulk read) before giving up. */
 const CONFIRM_ATTEMPTS = 3;
 const FIRST_WRITE = {
@@ -802,6 +810,7 @@ class IndexWriter {
     // A transaction with documents failed: on Redis some may be written (see above), so they are read first.
     let documentsMayExist = false;
     for (const chain of todo.keys()) if (!this.tails.has(chain)) this.tails.set(chain, await this.tailHint(chain));
+    let since = Date.now();
     try {
       for (let attempt = 1; todo.size > 0 || unwritten.size > 0; attempt++) {
         const chains = [...todo.keys()];
@@ -841,13 +850,15 @@ class IndexWriter {
           if (ready.length > 0) documentsMayExist = true;
           const now = await this.store.read(writes.map((write) => write.key));
           if (now.every((item, index) => item.etag === writes[index]?.etag)) throw error;
-          if (attempt >= PAGE_ATTEMPTS) {
+          // Other writers won the pages, so the store is making progress: this commit keeps trying for a while.
+          const waited = Date.now() - since;
+          if (attempt >= PAGE_ATTEMPTS && waited >= COMMIT_PATIENCE_MS) {
             throw new ServiceError(
               'index_contention',
-              `index pages kept changing; gave up after ${PAGE_ATTEMPTS} tries`,
+              `index pages kept changing; gave up after ${attempt} tries in ${waited} ms`,
             );
           }
-          await backoff(attempt);
+          await backoff(Math.min(attempt, 4));
           continue;
         }
         for (const [key, position] of placed) positions.set(key, position);
@@ -860,6 +871,7 @@ class IndexWriter {
         }
         todo = next;
         attempt = 0;
+        since = Date.now();
       }
     } catch (error) {
       if (documentsMayExist) await this.forget([...unwritten]);
