@@ -76,6 +76,44 @@ describe('the task index when two replicas start the same page', () => {
   });
 });
 
+/** A new pending task, its id from `ids`. */
+function pendingTask(ids: MonotonicIds, title: string) {
+  const now = new Date();
+  return newTask(
+    { title, description: '', status: 'pending', priority: 3 },
+    ids.next(now.getTime(), randomBytes(10)),
+    now,
+  );
+}
+
+/** Counts the transactions of `store`'s index that lose a race; `before` runs between each one's read and its write. */
+function countLostRaces(store: DaprTaskStore, before: () => Promise<void> = () => Promise.resolve()): { lost: number } {
+  const counter = { lost: 0 };
+  const writeAll = store.writeAll.bind(store);
+  store.writeAll = async (...args) => {
+    await before();
+    try {
+      await writeAll(...args);
+    } catch (error) {
+      counter.lost++;
+      throw error;
+    }
+  };
+  return counter;
+}
+
+/** The ids `store` lists in `all`, or in a status's chain, page after page. */
+async function listAll(store: DaprTaskStore, status?: 'pending'): Promise<string[]> {
+  const found: string[] = [];
+  let cursor: string | undefined;
+  do {
+    const page = await store.list({ limit: 100, ...(status ? { status } : {}), ...(cursor ? { cursor } : {}) });
+    found.push(...page.items.map((task) => task.id));
+    cursor = page.next_cursor ?? undefined;
+  } while (cursor !== undefined);
+  return found;
+}
+
 describe.each(['redis', 'postgresql'] as const)(
   'creates from two replicas racing for the same pages on state.%s',
   (backend) => {
@@ -99,50 +137,22 @@ describe.each(['redis', 'postgresql'] as const)(
       const component = names.stateComponent(stack.taskApi, backend);
       // A generation of its own: chains no other test writes.
       const replicas = [new DaprTaskStore(client, component, 'g77'), new DaprTaskStore(client, component, 'g77')];
-      let lostRaces = 0;
-      for (const replica of replicas) {
-        const writeAll = replica.writeAll.bind(replica);
-        replica.writeAll = async (...args) => {
-          try {
-            await writeAll(...args);
-          } catch (error) {
-            lostRaces++;
-            throw error;
-          }
-        };
-      }
+      const counters = replicas.map((replica) => countLostRaces(replica));
       const ids = new MonotonicIds();
       const created: string[] = [];
       // 300 creates in rounds of 30, both replicas at once: more than two pages of each chain.
       for (let round = 0; round < 10; round++) {
         await Promise.all(
           Array.from({ length: 30 }, async (_, index) => {
-            const now = new Date();
-            const task = newTask(
-              { title: `race ${round}.${index}`, description: '', status: 'pending', priority: 3 },
-              ids.next(now.getTime(), randomBytes(10)),
-              now,
-            );
+            const task = pendingTask(ids, `race ${round}.${index}`);
             await (replicas[index % 2] as DaprTaskStore).create(task);
             created.push(task.id);
           }),
         );
       }
-      const listAll = async (status?: 'pending'): Promise<string[]> => {
-        const found: string[] = [];
-        let cursor: string | undefined;
-        do {
-          const page = await (replicas[0] as DaprTaskStore).list({
-            limit: 100,
-            ...(status ? { status } : {}),
-            ...(cursor ? { cursor } : {}),
-          });
-          found.push(...page.items.map((task) => task.id));
-          cursor = page.next_cursor ?? undefined;
-        } while (cursor !== undefined);
-        return found;
-      };
-      const [all, pending] = [await listAll(), await listAll('pending')];
+      const reader = replicas[0] as DaprTaskStore;
+      const [all, pending] = [await listAll(reader), await listAll(reader, 'pending')];
+      const lostRaces = counters.reduce((sum, counter) => sum + counter.lost, 0);
       console.log(`${backend}: ${created.length} creates from two replicas, ${lostRaces} transactions lost a race`);
       expect(lostRaces).toBeGreaterThan(0);
       expect(new Set(all).size).toBe(all.length);
@@ -159,38 +169,19 @@ describe.each(['redis', 'postgresql'] as const)(
         new DaprTaskStore(client, component, 'g78'),
       ];
       const ids = new MonotonicIds();
-      const make = (title: string) => {
-        const now = new Date();
-        return newTask(
-          { title, description: '', status: 'pending', priority: 3 },
-          ids.next(now.getTime(), randomBytes(10)),
-          now,
-        );
-      };
       const rivals: string[] = [];
-      let lostRaces = 0;
-      const writeAll = patient.writeAll.bind(patient);
-      patient.writeAll = async (...args) => {
-        // Between this replica's read of the pages and its write, the rival creates and so changes them.
-        if (rivals.length < 12) {
-          const task = make(`rival ${rivals.length}`);
-          await rival.create(task);
-          rivals.push(task.id);
-        }
-        try {
-          await writeAll(...args);
-        } catch (error) {
-          lostRaces++;
-          throw error;
-        }
-      };
-      const task = make('patient');
+      // Between this replica's read of the pages and its write, the rival creates and so changes them.
+      const counter = countLostRaces(patient, async () => {
+        if (rivals.length >= 12) return;
+        const task = pendingTask(ids, `rival ${rivals.length}`);
+        await rival.create(task);
+        rivals.push(task.id);
+      });
+      const task = pendingTask(ids, 'patient');
       await patient.create(task);
-      const listed = async (status?: 'pending') =>
-        (await rival.list({ limit: 100, ...(status ? { status } : {}) })).items.map((item) => item.id);
-      expect(lostRaces).toBe(12);
-      expect(await listed()).toEqual([...rivals, task.id]);
-      expect(await listed('pending')).toEqual([...rivals, task.id]);
+      expect(counter.lost).toBe(12);
+      expect(await listAll(rival)).toEqual([...rivals, task.id]);
+      expect(await listAll(rival, 'pending')).toEqual([...rivals, task.id]);
       expect((await rival.get(task.id))?.etag).toBe('1');
     });
   },
