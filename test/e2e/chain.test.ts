@@ -8,6 +8,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { join } from 'node:path';
 import { LOG } from '../../src/service/logging.ts';
+import { dueEventId } from '../../src/service/routes/jobs.ts';
 import { DAPR_NAMESPACE } from '../../testbed/harness/addons.ts';
 import {
   BACKENDS_NAMESPACE,
@@ -498,9 +499,14 @@ describe("the optional building blocks on the real chain (config/samples/feature
     });
     expect(Date.now()).toBeGreaterThanOrEqual(Date.parse(task.due_at ?? '') - 1_000);
     await new Promise((resolve) => setTimeout(resolve, 3_000));
-    expect((await handledOf('task.due')).get(task.id)).toHaveLength(1);
+    // Dapr's scheduler delivers a job at least once, and a member restarted mid-trigger delivers it again (one CI
+    // run saw two deliveries after this restart): what the service promises is one event id per reminder, the id
+    // subscribers such as the notification service deduplicate by.
+    const handled = (await handledOf('task.due')).get(task.id) ?? [];
+    expect(new Set(handled)).toEqual(new Set([dueEventId(task.id, task.due_at ?? '')]));
     const fired = (await featureLines()).filter((line) => line.msg === LOG.reminderFired && line.taskId === task.id);
-    expect(fired).toHaveLength(1);
+    expect(fired.length).toBeGreaterThanOrEqual(1);
+    expect(new Set(fired.map((line) => line.dueAt))).toEqual(new Set([task.due_at]));
   }, 600_000);
 
   it('publishes task.overdue once for each task past its due date and not completed, from the cron binding the operator rendered', async () => {
