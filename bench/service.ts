@@ -18,6 +18,7 @@
  *   BENCH_SECONDS=10 BENCH_CONCURRENCY=16 npm run bench:service
  *   BENCH_WRITE_EVERY=1 npm run bench:service        (creates only; 1000000: reads only)
  */
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { StateBackend } from '../src/api/resource.ts';
 import { names } from '../src/controller/names.ts';
@@ -37,11 +38,61 @@ interface Target {
   name: string;
   create(index: number): Promise<string>;
   read(id: string): Promise<void>;
+  /** The process answering the bench's requests, if it is not daprd itself. */
+  pid?: number | undefined;
 }
 
 interface RoundResult {
   requests: number;
   latenciesMs: number[];
+  /** CPU milliseconds spent during the round: the whole machine, the front process, daprd, this client. */
+  cpu: CpuSpent;
+}
+
+interface CpuSpent {
+  machine: number;
+  front: number;
+  daprd: number;
+  client: number;
+}
+
+const TICK_MS = 10; // USER_HZ is 100 on Linux
+
+/** CPU milliseconds a process has used so far (utime + stime of /proc/<pid>/stat); 0 for none. */
+function processCpuMs(pid: number | undefined): number {
+  if (pid === undefined) return 0;
+  // Fields after the command name, which is in parentheses and may hold spaces.
+  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]?.split(' ') ?? [];
+  return (Number(fields[11]) + Number(fields[12])) * TICK_MS;
+}
+
+/** CPU milliseconds the machine has been busy so far, all cores (everything but idle and iowait). */
+function machineCpuMs(): number {
+  const [user, nice, system, , , irq, softirq, steal] = (readFileSync('/proc/stat', 'utf8').split('\n')[0] ?? '')
+    .trim()
+    .split(/\s+/)
+    .slice(1)
+    .map(Number);
+  return ((user ?? 0) + (nice ?? 0) + (system ?? 0) + (irq ?? 0) + (softirq ?? 0) + (steal ?? 0)) * TICK_MS;
+}
+
+function cpuNow(front: number | undefined, daprd: number | undefined): CpuSpent {
+  const client = process.cpuUsage();
+  return {
+    machine: machineCpuMs(),
+    front: processCpuMs(front),
+    daprd: processCpuMs(daprd),
+    client: (client.user + client.system) / 1000,
+  };
+}
+
+function cpuSince(start: CpuSpent, end: CpuSpent): CpuSpent {
+  return {
+    machine: end.machine - start.machine,
+    front: end.front - start.front,
+    daprd: end.daprd - start.daprd,
+    client: end.client - start.client,
+  };
 }
 
 async function expectOk(response: Response, what: string): Promise<void> {
@@ -94,10 +145,11 @@ function daprdTarget(stack: TaskServiceStack, storeName: string): Target {
   };
 }
 
-async function round(target: Target, seedIds: string[]): Promise<RoundResult> {
+async function round(target: Target, seedIds: string[], daprdPid: number | undefined): Promise<RoundResult> {
   const ids = [...seedIds];
   const latenciesMs: number[] = [];
   let requests = 0;
+  const cpuAtStart = cpuNow(target.pid, daprdPid);
   const deadline = performance.now() + ROUND_MS;
   await Promise.all(
     Array.from({ length: CONCURRENCY }, async () => {
@@ -110,7 +162,7 @@ async function round(target: Target, seedIds: string[]): Promise<RoundResult> {
       }
     }),
   );
-  return { requests, latenciesMs };
+  return { requests, latenciesMs, cpu: cpuSince(cpuAtStart, cpuNow(target.pid, daprdPid)) };
 }
 
 function percentile(sorted: number[], p: number): number {
@@ -138,35 +190,57 @@ async function startPassthrough(stack: TaskServiceStack, storeName: string, logD
     timeoutMs: 10_000,
     watch: [child],
   });
-  return { url, stop: () => child.stop() };
+  return { url, pid: child.pid, stop: () => child.stop() };
 }
 
-async function measure(backend: StateBackend, stack: TaskServiceStack, passthroughUrl: string): Promise<void> {
+async function measure(
+  backend: StateBackend,
+  stack: TaskServiceStack,
+  bare: { url: string; pid: number | undefined },
+): Promise<void> {
   const targets = [
-    httpTarget('service', stack.url),
+    { ...httpTarget('service', stack.url), pid: stack.process.pid },
     daprdTarget(stack, names.stateComponent(stack.taskApi, backend)),
-    httpTarget('passthrough', passthroughUrl),
+    { ...httpTarget('passthrough', bare.url), pid: bare.pid },
   ];
-  const totals = new Map<string, RoundResult>(targets.map((target) => [target.name, { requests: 0, latenciesMs: [] }]));
+  const daprdPid = stack.daprd.process.pid;
+  const none = (): RoundResult => ({
+    requests: 0,
+    latenciesMs: [],
+    cpu: { machine: 0, front: 0, daprd: 0, client: 0 },
+  });
+  const totals = new Map<string, RoundResult>(targets.map((target) => [target.name, none()]));
   const seeds = new Map<string, string[]>();
   for (const target of targets) {
     seeds.set(target.name, await Promise.all(Array.from({ length: 50 }, (_, i) => target.create(i))));
-    await round(target, seeds.get(target.name) ?? []); // warm-up, not counted
+    await round(target, seeds.get(target.name) ?? [], daprdPid); // warm-up, not counted
   }
   for (let i = 0; i < ROUNDS; i++) {
     for (const target of i % 2 === 0 ? targets : [...targets].reverse()) {
-      const result = await round(target, seeds.get(target.name) ?? []);
+      const result = await round(target, seeds.get(target.name) ?? [], daprdPid);
       const total = totals.get(target.name);
       if (!total) continue;
       total.requests += result.requests;
       total.latenciesMs.push(...result.latenciesMs);
+      for (const key of Object.keys(total.cpu) as (keyof CpuSpent)[]) total.cpu[key] += result.cpu[key];
     }
   }
   const stats = (name: string) => {
-    const total = totals.get(name) ?? { requests: 0, latenciesMs: [] };
+    const total = totals.get(name) ?? none();
     const sorted = [...total.latenciesMs].sort((a, b) => a - b);
     const seconds = (ROUNDS * ROUND_MS) / 1000;
-    return { rps: total.requests / seconds, p50: percentile(sorted, 50), p99: percentile(sorted, 99) };
+    const perRequest = (ms: number) => (total.requests === 0 ? Number.NaN : ms / total.requests);
+    return {
+      rps: total.requests / seconds,
+      p50: percentile(sorted, 50),
+      p99: percentile(sorted, 99),
+      cpu: {
+        machine: perRequest(total.cpu.machine),
+        front: perRequest(total.cpu.front),
+        daprd: perRequest(total.cpu.daprd),
+        client: perRequest(total.cpu.client),
+      },
+    };
   };
   const daprd = stats('daprd');
   const passthrough = stats('passthrough');
@@ -178,7 +252,8 @@ async function measure(backend: StateBackend, stack: TaskServiceStack, passthrou
     ['daprd', daprd],
   ] as const) {
     console.log(
-      `[bench:service] ${backend}: ${name.padEnd(11)} ${front.rps.toFixed(0).padStart(5)} req/s  p50 ${ms(front.p50)}  p99 ${ms(front.p99)}`,
+      `[bench:service] ${backend}: ${name.padEnd(11)} ${front.rps.toFixed(0).padStart(5)} req/s  p50 ${ms(front.p50)}  p99 ${ms(front.p99)}  ` +
+        `CPU per request: machine ${ms(front.cpu.machine)}, front ${ms(front.cpu.front)}, daprd ${ms(front.cpu.daprd)}, client ${ms(front.cpu.client)}`,
     );
   }
   console.log(
@@ -205,7 +280,7 @@ try {
         join(info.dir, 'passthrough', backend),
       );
       try {
-        await measure(backend, stack, passthrough.url);
+        await measure(backend, stack, passthrough);
       } finally {
         await passthrough.stop();
       }
