@@ -17,6 +17,7 @@
  *   npm run bench:service
  *   BENCH_SECONDS=10 BENCH_CONCURRENCY=16 npm run bench:service
  *   BENCH_WRITE_EVERY=1 npm run bench:service        (creates only; 1000000: reads only)
+ *   BENCH_BACKENDS=redis npm run bench:service       (one store)
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -33,6 +34,10 @@ const CONCURRENCY = Number(process.env['BENCH_CONCURRENCY'] ?? 8);
 const ROUNDS = 3;
 /** One write in five (BENCH_WRITE_EVERY), the rest reads of tasks written before. */
 const WRITE_EVERY = Number(process.env['BENCH_WRITE_EVERY'] ?? 5);
+/** Both stores unless BENCH_BACKENDS names some (comma-separated). */
+const BACKENDS = (['redis', 'postgresql'] as const).filter((backend) =>
+  (process.env['BENCH_BACKENDS'] ?? 'redis,postgresql').split(',').includes(backend),
+);
 
 interface Target {
   name: string;
@@ -271,7 +276,7 @@ compileSources();
 const testbed = await startTestbed();
 try {
   const info = testbedInfo(testbed);
-  for (const backend of ['redis', 'postgresql'] as const) {
+  for (const backend of BACKENDS) {
     const stack = await startTaskServiceStack(info, { name: `bench-${backend}`, backend, stores: info });
     try {
       const passthrough = await startPassthrough(
