@@ -22,6 +22,7 @@ import { randomBytes } from 'node:crypto';
 import { decideSwap } from '../src/controller/migration.ts';
 import { buildTokenSecret, type TokenSecret } from '../src/controller/resources/swap.ts';
 import { readFileSync } from 'node:fs';
+import { processCpuMs } from './cpu.ts';
 import { pino } from 'pino';
 import { join } from 'node:path';
 import type { TaskApi } from '../src/api/resource.ts';
@@ -50,13 +51,7 @@ const spec = {
 const seconds = (ms: number): string => `${(ms / 1000).toFixed(1)} s`;
 
 /** CPU seconds a process has used (user + system), from /proc. */
-function cpuSeconds(pid: number | undefined): number {
-  const fields =
-    readFileSync(`/proc/${String(pid)}/stat`, 'utf8')
-      .split(') ')[1]
-      ?.split(' ') ?? [];
-  return (Number(fields[11]) + Number(fields[12])) / 100;
-}
+const cpuSeconds = (pid: number | undefined): number => processCpuMs(pid) / 1000;
 
 /** Runs `work` over `items` with at most `limit` in flight. */
 async function pool<T>(items: T[], limit: number, work: (item: T) => Promise<void>): Promise<void> {

@@ -19,8 +19,8 @@
  *   BENCH_WRITE_EVERY=1 npm run bench:service        (creates only; 1000000: reads only)
  *   BENCH_BACKENDS=redis npm run bench:service       (one store)
  */
-import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { machineCpuMs, processCpuMs } from './cpu.ts';
 import type { StateBackend } from '../src/api/resource.ts';
 import { names } from '../src/controller/names.ts';
 import { freePort } from '../testbed/harness/ports.ts';
@@ -61,42 +61,23 @@ interface CpuSpent {
   client: number;
 }
 
-const TICK_MS = 10; // USER_HZ is 100 on Linux
-
-/** CPU milliseconds a process has used so far (utime + stime of /proc/<pid>/stat); 0 for none. */
-function processCpuMs(pid: number | undefined): number {
-  if (pid === undefined) return 0;
-  // Fields after the command name, which is in parentheses and may hold spaces.
-  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]?.split(' ') ?? [];
-  return (Number(fields[11]) + Number(fields[12])) * TICK_MS;
-}
-
-/** CPU milliseconds the machine has been busy so far, all cores (everything but idle and iowait). */
-function machineCpuMs(): number {
-  const [user, nice, system, , , irq, softirq, steal] = (readFileSync('/proc/stat', 'utf8').split('\n')[0] ?? '')
-    .trim()
-    .split(/\s+/)
-    .slice(1)
-    .map(Number);
-  return ((user ?? 0) + (nice ?? 0) + (system ?? 0) + (irq ?? 0) + (softirq ?? 0) + (steal ?? 0)) * TICK_MS;
-}
-
 function cpuNow(front: number | undefined, daprd: number | undefined): CpuSpent {
   const client = process.cpuUsage();
   return {
     machine: machineCpuMs(),
-    front: processCpuMs(front),
-    daprd: processCpuMs(daprd),
+    front: front === undefined ? 0 : processCpuMs(front),
+    daprd: daprd === undefined ? 0 : processCpuMs(daprd),
     client: (client.user + client.system) / 1000,
   };
 }
 
-function cpuSince(start: CpuSpent, end: CpuSpent): CpuSpent {
+/** `a` and `b` combined field by field. */
+function eachCpu(a: CpuSpent, b: CpuSpent, combine: (x: number, y: number) => number): CpuSpent {
   return {
-    machine: end.machine - start.machine,
-    front: end.front - start.front,
-    daprd: end.daprd - start.daprd,
-    client: end.client - start.client,
+    machine: combine(a.machine, b.machine),
+    front: combine(a.front, b.front),
+    daprd: combine(a.daprd, b.daprd),
+    client: combine(a.client, b.client),
   };
 }
 
@@ -167,7 +148,7 @@ async function round(target: Target, seedIds: string[], daprdPid: number | undef
       }
     }),
   );
-  return { requests, latenciesMs, cpu: cpuSince(cpuAtStart, cpuNow(target.pid, daprdPid)) };
+  return { requests, latenciesMs, cpu: eachCpu(cpuNow(target.pid, daprdPid), cpuAtStart, (end, start) => end - start) };
 }
 
 function percentile(sorted: number[], p: number): number {
@@ -227,7 +208,7 @@ async function measure(
       if (!total) continue;
       total.requests += result.requests;
       total.latenciesMs.push(...result.latenciesMs);
-      for (const key of Object.keys(total.cpu) as (keyof CpuSpent)[]) total.cpu[key] += result.cpu[key];
+      total.cpu = eachCpu(total.cpu, result.cpu, (sum, spent) => sum + spent);
     }
   }
   const stats = (name: string) => {
@@ -239,12 +220,7 @@ async function measure(
       rps: total.requests / seconds,
       p50: percentile(sorted, 50),
       p99: percentile(sorted, 99),
-      cpu: {
-        machine: perRequest(total.cpu.machine),
-        front: perRequest(total.cpu.front),
-        daprd: perRequest(total.cpu.daprd),
-        client: perRequest(total.cpu.client),
-      },
+      cpu: eachCpu(total.cpu, total.cpu, perRequest),
     };
   };
   const daprd = stats('daprd');
