@@ -66,6 +66,10 @@ export async function startNodeNamespace(logDir: string, pauseBinary: string): P
   // Mounts made here stay in the namespace (private propagation): the host sees none.
   const init = ManagedProcess.start({
     name: 'node-namespace',
+    // unshare --fork blocks SIGTERM while it waits for its child, so a polite stop
+    // only ever ran out its grace period; the node's own programs are stopped
+    // before this, and SIGKILL ends pause (--kill-child) and the namespaces with it.
+    stopSignal: 'SIGKILL',
     command: 'unshare',
     args: [
       '--net',
@@ -86,7 +90,7 @@ export async function startNodeNamespace(logDir: string, pauseBinary: string): P
   });
   let network: NodeNetwork | undefined;
   const stop = async (): Promise<void> => {
-    await init.stop(5_000);
+    await init.stop();
     if (network) {
       const name = network.hostInterface;
       await waitUntil(() => Promise.resolve(!linkExists(name)), {
