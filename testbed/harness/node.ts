@@ -114,7 +114,8 @@ export async function startRealNode(options: RealNodeOptions): Promise<RealNode>
       timeoutMs: 30_000,
       watch: [containerd],
     });
-    for (const image of [images.pause, ...images.others]) await importImage(containerdSocket, image);
+    // Two at a time: an import is one core's gunzip and unpack, and there are two.
+    await forEachAtMost([images.pause, ...images.others], 2, (image) => importImage(containerdSocket, image));
 
     const controlPlane = await options.controlPlane;
     await createCgroups(cgroupRoot);
@@ -163,6 +164,15 @@ export async function startRealNode(options: RealNodeOptions): Promise<RealNode>
 
 async function ctr(socket: string, args: string[]): Promise<string> {
   return (await run(goBinary('containerd', 'ctr'), ['--address', socket, '--namespace', 'k8s.io', ...args])).stdout;
+}
+
+/** Runs `work` on every item, at most `width` at once. */
+async function forEachAtMost<T>(items: T[], width: number, work: (item: T) => Promise<void>): Promise<void> {
+  const queue = [...items];
+  const lane = async (): Promise<void> => {
+    for (let item = queue.shift(); item !== undefined; item = queue.shift()) await work(item);
+  };
+  await Promise.all(Array.from({ length: width }, lane));
 }
 
 async function importImage(
