@@ -9,8 +9,9 @@ export default defineConfig({
     pool: 'forks',
     // Two cores: the control plane, daprd and the stores need CPU too.
     maxWorkers: 2,
-    // The JSON report lets .ci/run print a plain 'N passed, N failed' line.
-    reporters: ['default', ['json', { outputFile: 'test-results.json' }]],
+    // The JSON report lets .ci/run print a plain 'N passed, N failed' line;
+    // scripts/test.ts gives each of its lanes a file of its own.
+    reporters: ['default', ['json', { outputFile: process.env.TEST_RESULTS ?? 'test-results.json' }]],
     projects: [
       {
         test: {
@@ -44,8 +45,9 @@ export default defineConfig({
         },
       },
       {
-        // A real node and Dapr's control plane (needs root). After the kwok
-        // tests, so the two clusters do not compete for the two cores.
+        // A real node and Dapr's control plane (needs root). `npm test`
+        // (scripts/test.ts) runs this project in a vitest run of its own beside
+        // the others; in one plain `vitest run` it comes after them.
         test: {
           name: 'node',
           include: ['test/testbed/node/**/*.test.ts', 'test/e2e/**/*.test.ts'],
