@@ -217,6 +217,17 @@ export async function installDapr(
     `dapr_scheduler.cluster.storageClassName=${SCHEDULER_STORAGE_CLASS}`,
     '--set',
     'dapr_scheduler.cluster.storageSize=1Gi',
+    // The chart gives a scheduler member 180 s before its first liveness probe
+    // and 5 x 10 s after: a member that hangs after every member restarted at once
+    // ('Failed to get etcd cron client: context canceled', one full restart in
+    // five) held the sidecars that need it for four minutes. Here it is
+    // restarted within a minute; each member starts in seconds on this node.
+    '--set',
+    'dapr_scheduler.livenessProbe.initialDelaySeconds=30',
+    '--set',
+    'dapr_scheduler.livenessProbe.periodSeconds=5',
+    '--set',
+    'dapr_scheduler.livenessProbe.failureThreshold=4',
     '--set',
     'dapr_placement.cluster.forceInMemoryLog=true',
     '--wait',
