@@ -324,39 +324,47 @@ export class DaprTaskStore implements TaskStore {
   }
 
   /**
-   * A conditional write whose refusal may be its own echo: Dapr's Redis client
-   * sends a command again when the connection drops before the answer (a
-   * restart of Redis), and the second copy of a write that had landed fails
-   * its own ETag or insert-only check. Seen in the fault table: a status change
-   * answered 409 although the store held exactly that change. So a refused
-   * write is read back; holding exactly `value`, it was this write.
+   * A conditional change whose refusal may be its own echo: Dapr's Redis
+   * client sends a command again when the connection drops before the answer
+   * (a restart of Redis), and the second copy of a change that had landed
+   * fails its own ETag or insert-only check. Seen in the fault table: a status
+   * change answered 409 although the store held exactly that change, and a
+   * DELETE answered 409 although the task was gone. So a refused change counts
+   * as done when `landed` finds it in the store.
    */
-  private async writeOrFindWritten(key: string, value: object, etag: string | undefined): Promise<void> {
+  private async changeOrFindLanded(change: () => Promise<void>, landed: () => Promise<boolean>): Promise<void> {
     try {
-      await this.write(key, value, etag);
+      await change();
     } catch (error) {
       if (!isServiceError(error, 'etag_mismatch') && !isServiceError(error, 'store_unavailable')) throw error;
-      const [now] = await this.readOnce([key]).catch(() => [undefined]);
-      // Deep, not textual: PostgreSQL's jsonb gives the keys back in an order of its own.
-      if (!isDeepStrictEqual(now?.value, value)) throw error;
+      if (!(await landed().catch(() => false))) throw error;
     }
   }
 
+  /** Writes `value` under `etag`; refused, it landed if the key holds exactly `value`. */
+  private async writeOrFindWritten(key: string, value: object, etag: string | undefined): Promise<void> {
+    await this.changeOrFindLanded(
+      () => this.write(key, value, etag),
+      async () => {
+        const [now] = await this.readOnce([key]);
+        // Deep, not textual: PostgreSQL's jsonb gives the keys back in an order of its own.
+        return isDeepStrictEqual(now?.value, value);
+      },
+    );
+  }
+
   /**
-   * A conditional delete whose refusal may be its own echo, as for writes
-   * above: seen in the fault table, a DELETE answered 409 across a restart of
-   * Redis, and the task was gone. So a refused delete reads the key back
-   * (through `read`, which does not take PostgreSQL's failed bulk read for
-   * absence); no live document there, the task is deleted, as was asked.
+   * Deletes `key` under `etag`; refused, it landed if no live document is left
+   * (read through `read`, which does not take PostgreSQL's failed bulk read for absence).
    */
   private async deleteOrFindDeleted(key: string, etag: string): Promise<void> {
-    try {
-      await this.deleteAt(key, etag);
-    } catch (error) {
-      if (!isServiceError(error, 'etag_mismatch') && !isServiceError(error, 'store_unavailable')) throw error;
-      const now = await this.read([key]).catch(() => undefined);
-      if (now === undefined || this.live(now[0])) throw error;
-    }
+    await this.changeOrFindLanded(
+      () => this.deleteAt(key, etag),
+      async () => {
+        const [now] = await this.read([key]);
+        return this.live(now) === undefined;
+      },
+    );
   }
 
   /** Replaces the task if it is at version `etag`; returns the new version. */
